@@ -1,0 +1,36 @@
+"""Every table of the service; importing this module registers them all on `Base.metadata`."""
+
+from store.models.access import ApiKey, AuditEntry, OutboxEvent
+from store.models.activity import CustomerMetrics, Event, Order
+from store.models.base import Base
+from store.models.customers import Customer, MergeRecord
+from store.models.identities import ErasedIdentity, IdempotencyKey, Identity, IdentityType
+from store.models.lifecycle import LifecycleEdge, LifecycleRule, LifecycleStage, StageTransition
+from store.models.segments import Segment, SegmentMembership, SegmentMembershipHistory
+from store.models.tags import TagAssignment, TagDefinition, TagHistory
+
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Base",
+    "Customer",
+    "CustomerMetrics",
+    "ErasedIdentity",
+    "Event",
+    "IdempotencyKey",
+    "Identity",
+    "IdentityType",
+    "LifecycleEdge",
+    "LifecycleRule",
+    "LifecycleStage",
+    "MergeRecord",
+    "OutboxEvent",
+    "Order",
+    "Segment",
+    "SegmentMembership",
+    "SegmentMembershipHistory",
+    "StageTransition",
+    "TagAssignment",
+    "TagDefinition",
+    "TagHistory",
+]
