@@ -1,0 +1,107 @@
+"""The app factory: `create_app(settings)` builds everything; importing this module does nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from sqlalchemy import text
+from strawberry.fastapi import GraphQLRouter
+
+from api.auth import principal_of
+from api.context import AppState, Context
+from api.schema.root import build_schema
+from domain.access import Principal
+from domain.settings import Settings
+from store.db import Database
+
+log = logging.getLogger("c360.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = AppState(
+        settings=settings,
+        db=Database.from_url(settings.database_url, echo=settings.sql_echo),
+        redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.db.dispose()
+        if state.redis is not None:
+            await state.redis.aclose()
+
+    app = FastAPI(title="customer-360", lifespan=lifespan)
+    app.state.c360 = state
+
+    async def context_getter(principal: Principal | None = Depends(principal_of)) -> Context:
+        return Context(state, principal)
+
+    graphql = GraphQLRouter(
+        build_schema(),
+        context_getter=context_getter,
+        graphql_ide="graphiql" if settings.graphiql else None,
+    )
+    app.include_router(graphql, prefix="/graphql")
+    _add_health(app, state)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_health(app: FastAPI, state: AppState) -> None:
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up; says nothing of its dependencies."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            async with state.db.read() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:  # any failure means "not ready"; the reason goes to the log
+            log.warning("readiness: database unreachable: %s", error)
+            checks["database"] = "unreachable"
+        if state.redis is None:
+            checks["redis"] = "not configured"
+        else:
+            try:
+                await state.redis.ping()
+                checks["redis"] = "ok"
+            except Exception as error:
+                log.warning("readiness: redis unreachable: %s", error)
+                checks["redis"] = "unreachable"
+        ready = "unreachable" not in checks.values()
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", **checks},
+            status_code=200 if ready else 503,
+        )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        code = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND"}.get(
+            error.status_code, "HTTP_ERROR"
+        )
+        return JSONResponse(
+            {"errors": [{"message": error.detail, "extensions": {"code": code}}]},
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.error("unexpected error outside GraphQL", exc_info=error)
+        return JSONResponse(
+            {"errors": [{"message": "Internal error", "extensions": {"code": "INTERNAL_ERROR"}}]},
+            status_code=500,
+        )

@@ -1,0 +1,46 @@
+"""Bearer API keys: every GraphQL request names a key, except the GraphiQL page itself."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+from starlette.requests import HTTPConnection, Request
+
+from domain.access import Principal, authenticate
+
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def wants_graphiql(request: HTTPConnection) -> bool:
+    """A browser opening /graphql gets the IDE page (which holds no data) without a key."""
+    return (
+        isinstance(request, Request)
+        and request.method == "GET"
+        and "text/html" in request.headers.get("accept", "")
+        and "query" not in request.query_params
+    )
+
+
+async def principal_of(request: HTTPConnection) -> Principal | None:
+    """The caller behind a request, or HTTP 401. None only for the IDE page."""
+    if wants_graphiql(request):
+        return None
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key: send `Authorization: Bearer <key>`",
+            UNAUTHORIZED,
+        )
+    principal = await authenticate(request.app.state.c360.db, token)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", UNAUTHORIZED
+        )
+    return principal

@@ -1,0 +1,74 @@
+"""Query resolvers for profiles: parse the arguments, ask the domain, map the records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from api.context import Context
+from api.ids import from_global_id, parse_uuid_id
+from api.schema.common import PageInfo
+from api.schema.customers import (
+    Customer,
+    CustomerConnection,
+    CustomerEdge,
+    CustomerOrder,
+    IdentityInput,
+    MergeRecord,
+    SortDirection,
+)
+from domain import profile
+from domain.errors import InvalidInput
+from domain.pagination import PageRequest
+
+
+async def customer(
+    context: Context, id: str | None, identity: IdentityInput | None
+) -> Customer | None:
+    if (id is None) == (identity is None):
+        raise InvalidInput("give exactly one of `id` and `identity`", field=["id"])
+    if id is not None:
+        record = await profile.get_customer(context.db, parse_uuid_id(id, "Customer"))
+    else:
+        assert identity is not None
+        record = await profile.find_by_identity(
+            context.db, identity.type, identity.value, context.settings.default_phone_region
+        )
+    return Customer.of(record) if record else None
+
+
+async def node(context: Context, id: str) -> Customer | MergeRecord | None:
+    type_name, _ = from_global_id(id)
+    if type_name == "Customer":
+        return await customer(context, id, None)
+    if type_name == "MergeRecord":
+        merge = await profile.get_merge(context.db, parse_uuid_id(id, "MergeRecord"))
+        return MergeRecord.of(merge) if merge else None
+    return None
+
+
+def sort_of(order_by: Sequence[CustomerOrder] | None) -> list[profile.Sort]:
+    if not order_by:
+        return [profile.Sort(profile.SortField.CREATED_AT)]
+    return [
+        profile.Sort(profile.SortField[order.field.value], order.direction is SortDirection.DESC)
+        for order in order_by
+    ]
+
+
+async def customers(
+    context: Context,
+    order_by: Sequence[CustomerOrder] | None,
+    page: PageRequest,
+) -> CustomerConnection:
+    settings = context.settings
+    page = page.validated(settings.page_size_default, settings.page_size_max)
+    result = await profile.list_customers(context.db, sort_of(order_by), page)
+    return CustomerConnection(
+        edges=[
+            CustomerEdge(node=Customer.of(record), cursor=cursor)
+            for record, cursor in zip(result.items, result.cursors, strict=True)
+        ],
+        page_info=PageInfo.of(result),  # type: ignore[arg-type]
+        count=partial(profile.count_customers, context.db),
+    )

@@ -1,0 +1,228 @@
+"""Unified profiles: Customer, its identities and merges, and the customer list connection."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import Enum
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from api.context import Context
+from api.ids import to_global_id
+from api.schema.common import Node, PageInfo
+from api.schema.lifecycle import LifecycleStage, StageTransition
+from api.schema.metrics import CustomerMetrics
+from api.schema.segments import Segment
+from api.schema.tags import TagAssignment
+from domain import metrics as domain_metrics
+from domain.profile import CustomerRecord, IdentityRecord, MergeView
+from domain.tags import in_category
+
+
+@strawberry.enum
+class CustomerStatus(Enum):
+    ACTIVE = "ACTIVE"
+    MERGED = "MERGED"
+    ERASED = "ERASED"
+
+
+@strawberry.type
+class Identity:
+    type: str
+    value: str
+    source: str | None
+    verified: bool
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+    @classmethod
+    def of(cls, record: IdentityRecord) -> Identity:
+        return cls(
+            type=record.type,
+            value=record.value,
+            source=record.source,
+            verified=record.verified,
+            first_seen_at=record.first_seen_at,
+            last_seen_at=record.last_seen_at,
+        )
+
+
+@strawberry.type
+class Customer(Node):
+    id: strawberry.ID
+    status: CustomerStatus
+    display_name: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    gender: str | None
+    birthday: date | None
+    locale: str | None
+    country: str | None
+    region: str | None
+    city: str | None
+    attributes: JSON
+    created_at: datetime
+    updated_at: datetime
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    stage_entered_at: datetime | None
+    uuid: strawberry.Private[uuid.UUID]
+    stage_key: strawberry.Private[str | None]
+
+    @classmethod
+    def of(cls, record: CustomerRecord) -> Customer:
+        return cls(
+            id=strawberry.ID(to_global_id("Customer", record.id)),
+            uuid=record.id,
+            status=CustomerStatus(record.status),
+            display_name=record.display_name,
+            first_name=record.first_name,
+            last_name=record.last_name,
+            email=record.email,
+            phone=record.phone,
+            gender=record.gender,
+            birthday=record.birthday,
+            locale=record.locale,
+            country=record.country,
+            region=record.region,
+            city=record.city,
+            attributes=JSON(record.attributes),
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            first_seen_at=record.first_seen_at,
+            last_seen_at=record.last_seen_at,
+            stage_key=record.stage,
+            stage_entered_at=record.stage_entered_at,
+        )
+
+    @strawberry.field
+    async def identities(
+        self, info: Info[Context, None], type: str | None = None
+    ) -> list[Identity]:
+        records = await info.context.loaders.identities.load(self.uuid)
+        return [Identity.of(r) for r in records if type is None or r.type == type]
+
+    @strawberry.field
+    async def tags(
+        self, info: Info[Context, None], category: str | None = None
+    ) -> list[TagAssignment]:
+        loaders = info.context.loaders
+        assignments = await loaders.tag_assignments.load(self.uuid)
+        definitions = await loaders.tag_definitions.load_many([a.tag_id for a in assignments])
+        return [
+            TagAssignment.of(assignment, tag)
+            for assignment, tag in zip(assignments, definitions, strict=True)
+            if tag is not None and (category is None or in_category(tag.category, category))
+        ]
+
+    @strawberry.field
+    async def stage(self, info: Info[Context, None]) -> LifecycleStage | None:
+        if self.stage_key is None:
+            return None
+        model = await info.context.loaders.lifecycle_model()
+        record = model.stage(self.stage_key)
+        return LifecycleStage.of(record) if record else None
+
+    @strawberry.field
+    async def stage_history(self, info: Info[Context, None]) -> list[StageTransition]:
+        loaders = info.context.loaders
+        history = await loaders.stage_history.load(self.uuid)
+        if not history:
+            return []
+        model = await loaders.lifecycle_model()
+        return [StageTransition.of(record, model) for record in history]
+
+    @strawberry.field(description="Segments this customer belongs to now.")
+    async def segments(self, info: Info[Context, None]) -> list[Segment]:
+        return [Segment.of(s) for s in await info.context.loaders.segments.load(self.uuid)]
+
+    @strawberry.field
+    async def metrics(self, info: Info[Context, None]) -> CustomerMetrics:
+        record = await info.context.loaders.metrics.load(self.uuid)
+        return CustomerMetrics.of(record or domain_metrics.EMPTY)
+
+    @strawberry.field(description="Profiles merged into this one.")
+    async def merges(self, info: Info[Context, None]) -> list[MergeRecord]:
+        return [MergeRecord.of(m) for m in await info.context.loaders.merges.load(self.uuid)]
+
+
+@strawberry.type
+class MergeRecord(Node):
+    id: strawberry.ID
+    merged_id: strawberry.ID = strawberry.field(
+        description="The global id of the profile that was merged away."
+    )
+    reason: str
+    actor: str | None
+    merged_at: datetime
+    undone_at: datetime | None
+    survivor_uuid: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def of(cls, record: MergeView) -> MergeRecord:
+        return cls(
+            id=strawberry.ID(to_global_id("MergeRecord", record.id)),
+            merged_id=strawberry.ID(to_global_id("Customer", record.merged_id)),
+            reason=record.reason,
+            actor=record.actor,
+            merged_at=record.merged_at,
+            undone_at=record.undone_at,
+            survivor_uuid=record.survivor_id,
+        )
+
+    @strawberry.field
+    async def survivor(self, info: Info[Context, None]) -> Customer:
+        record = await info.context.loaders.customers.load(self.survivor_uuid)
+        if record is None:
+            raise LookupError(f"merge survivor {self.survivor_uuid} is missing")
+        return Customer.of(record)
+
+
+@strawberry.type
+class CustomerEdge:
+    node: Customer
+    cursor: str
+
+
+@strawberry.type
+class CustomerConnection:
+    edges: list[CustomerEdge]
+    page_info: PageInfo
+    count: strawberry.Private[object]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        """Counted only when asked for: a count is a scan the page itself does not need."""
+        return await self.count()  # type: ignore[operator,no-any-return]
+
+
+@strawberry.enum
+class CustomerSortField(Enum):
+    CREATED_AT = "CREATED_AT"
+    LAST_SEEN_AT = "LAST_SEEN_AT"
+    DISPLAY_NAME = "DISPLAY_NAME"
+    TOTAL_SPENT = "TOTAL_SPENT"
+    STAGE_ENTERED_AT = "STAGE_ENTERED_AT"
+
+
+@strawberry.enum
+class SortDirection(Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.input
+class CustomerOrder:
+    field: CustomerSortField
+    direction: SortDirection = SortDirection.ASC
+
+
+@strawberry.input
+class IdentityInput:
+    type: str
+    value: str

@@ -1,0 +1,128 @@
+"""API keys and the roles they carry.
+
+A key is shown once, when created; only its SHA-256 is stored. Keys are 32 random bytes, so a
+fast hash is enough (there is nothing to brute-force), and lookup is one indexed equality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.errors import InvalidInput, NotFound
+from store.db import Database
+from store.models import ApiKey
+from store.types import utcnow
+
+KEY_PREFIX = "c360"
+
+
+class Role(Enum):
+    ADMIN = "admin"
+    INTEGRATION = "integration"
+    FRONTEND = "frontend"
+    PARTNER = "partner"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's id, name and role."""
+
+    key_id: uuid.UUID
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role.value}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: uuid.UUID
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    record: ApiKeyRecord
+    secret: str
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _record(row: ApiKey) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        row.id, row.name, Role(row.role), row.prefix, row.created_at, row.revoked_at
+    )
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        roles = ", ".join(role.value for role in Role)
+        raise InvalidInput(f"role must be one of {roles}", field=["role"]) from None
+
+
+async def create_api_key(db: Database, name: str, role: Role) -> NewApiKey:
+    if not name.strip():
+        raise InvalidInput("a key needs a name", field=["name"])
+    prefix = secrets.token_hex(4)
+    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+
+    async def work(session: AsyncSession) -> NewApiKey:
+        row = ApiKey(
+            name=name.strip(), role=role.value, prefix=prefix, secret_hash=hash_secret(secret)
+        )
+        session.add(row)
+        await session.flush()
+        return NewApiKey(_record(row), secret)
+
+    return await db.transact(work)
+
+
+async def authenticate(db: Database, secret: str) -> Principal | None:
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(ApiKey.id, ApiKey.name, ApiKey.role).where(
+                    ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None)
+                )
+            )
+        ).first()
+    return Principal(row.id, row.name, Role(row.role)) if row else None
+
+
+async def list_api_keys(db: Database) -> list[ApiKeyRecord]:
+    async with db.read() as session:
+        rows = await session.scalars(select(ApiKey).order_by(ApiKey.created_at))
+        return [_record(row) for row in rows]
+
+
+async def revoke_api_key(db: Database, key_id: uuid.UUID) -> ApiKeyRecord:
+    async def work(session: AsyncSession) -> ApiKeyRecord:
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        row = await session.get(ApiKey, key_id)
+        if row is None:
+            raise NotFound("no such API key", field=["id"])
+        return _record(row)
+
+    return await db.transact(work)

@@ -1,0 +1,86 @@
+"""Normalizers: turn an identifier as a channel sends it into the one value we store.
+
+Each normalizer either returns the normalized value or raises a DomainError: INVALID_IDENTITY
+for a value that cannot be what its type says, BLOCKED_IDENTITY for a placeholder or a value
+an admin blocked. Input first goes through NFKC, so full-width digits and letters (common in
+Chinese input methods) count as their ASCII forms.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Collection
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from domain.errors import InvalidInput
+
+NORMALIZERS = ("email", "phone", "lowercase", "exact")
+MAX_VALUE_LENGTH = 512
+# What integrations leak when they have no value: never an identity of anyone.
+PLACEHOLDERS = frozenset(
+    {"", "null", "none", "nil", "undefined", "anonymous", "unknown", "n/a", "-1"}
+)
+_ZEROS_AND_DASHES = re.compile(r"^[0\-]+$")
+
+
+def invalid(message: str) -> InvalidInput:
+    return InvalidInput(message, code="INVALID_IDENTITY")
+
+
+def blocked(message: str) -> InvalidInput:
+    return InvalidInput(message, code="BLOCKED_IDENTITY")
+
+
+def normalize_email(value: str, _region: str) -> str:
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise invalid(f"not an email address: {error}") from error
+    return result.normalized.lower()
+
+
+def normalize_phone(value: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as error:
+        raise invalid(f"not a phone number: {error}") from error
+    national = str(number.national_number)
+    if len(set(national)) == 1:
+        raise blocked("a phone number made of one repeated digit is a placeholder")
+    if not phonenumbers.is_valid_number(number):
+        raise invalid("not a possible phone number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_lowercase(value: str, _region: str) -> str:
+    return value.lower()
+
+
+def normalize_exact(value: str, _region: str) -> str:
+    return value
+
+
+_BY_NAME: dict[str, Callable[[str, str], str]] = {
+    "email": normalize_email,
+    "phone": normalize_phone,
+    "lowercase": normalize_lowercase,
+    "exact": normalize_exact,
+}
+
+
+def normalize(
+    normalizer: str, raw: str, *, region: str, blocked_values: Collection[str] = ()
+) -> str:
+    """The stored form of `raw`, or a DomainError saying why there is none."""
+    value = unicodedata.normalize("NFKC", raw).strip()
+    if value.lower() in PLACEHOLDERS or _ZEROS_AND_DASHES.match(value):
+        raise blocked(f"{raw!r} is a placeholder, not an identity")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise invalid(f"an identity is at most {MAX_VALUE_LENGTH} characters")
+    normalized = _BY_NAME[normalizer](value, region)
+    if normalized in blocked_values:
+        raise blocked(f"{normalized!r} is blocked for this identity type")
+    return normalized
