@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Database
-from store.models import CustomerMetrics
+from store.models import CustomerMetrics, Event, Order
 from store.types import utcnow
 
 
@@ -77,3 +78,62 @@ async def metrics_of(
             select(CustomerMetrics).where(CustomerMetrics.customer_id.in_(customer_ids))
         )
         return {row.customer_id: _record(row) for row in rows}
+
+
+async def recompute(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> None:
+    """Rebuild the order and activity figures of these profiles from their orders and events
+    (after a merge or an unmerge moved rows between them). RFM scores are population-wide and
+    are left to their periodic refresh."""
+    if not customer_ids:
+        return
+    completed = Order.status == "completed"
+    orders = (
+        select(
+            Order.customer_id,
+            func.count().label("order_count"),
+            func.coalesce(func.sum(Order.base_amount), 0).label("total_spent"),
+            func.min(Order.placed_at).label("first_order_at"),
+            func.max(Order.placed_at).label("last_order_at"),
+        )
+        .where(Order.customer_id.in_(customer_ids), completed)
+        .group_by(Order.customer_id)
+    )
+    events = (
+        select(Event.customer_id, func.max(Event.occurred_at).label("last_event_at"))
+        .where(Event.customer_id.in_(customer_ids))
+        .group_by(Event.customer_id)
+    )
+    by_orders = {row.customer_id: row for row in await session.execute(orders)}
+    by_events = {row.customer_id: row.last_event_at for row in await session.execute(events)}
+    existing = set(
+        (
+            await session.scalars(
+                select(CustomerMetrics.customer_id).where(
+                    CustomerMetrics.customer_id.in_(customer_ids)
+                )
+            )
+        ).all()
+    )
+    now = utcnow()
+    rows = []
+    for customer_id in customer_ids:
+        order_row = by_orders.get(customer_id)
+        last_order = order_row.last_order_at if order_row else None
+        last_event = by_events.get(customer_id)
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "order_count": order_row.order_count if order_row else 0,
+                "total_spent": Decimal(order_row.total_spent) if order_row else Decimal(0),
+                "first_order_at": order_row.first_order_at if order_row else None,
+                "last_order_at": last_order,
+                "last_activity_at": max((t for t in (last_order, last_event) if t), default=None),
+                "updated_at": now,
+            }
+        )
+    updates = [row for row in rows if row["customer_id"] in existing]
+    inserts = [row for row in rows if row["customer_id"] not in existing]
+    if updates:
+        await session.execute(update(CustomerMetrics), updates)
+    if inserts:
+        await session.execute(insert(CustomerMetrics), inserts)

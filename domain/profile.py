@@ -263,3 +263,30 @@ async def customers_by_id(
     async with db.read() as session:
         rows = await session.execute(customer_select().where(Customer.id.in_(customer_ids)))
         return {row.id: to_record(row) for row in rows}
+
+
+async def live_customers(
+    db: Database, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, CustomerRecord]:
+    """For each id, the live profile it stands for now (merged-away ids follow their merges),
+    in one statement per merge hop rather than one per id."""
+    target = {i: i for i in customer_ids}
+    found: dict[uuid.UUID, CustomerRecord] = {}
+    async with db.read() as session:
+        for _ in range(MAX_MERGE_HOPS):
+            wanted = set(target.values()) - set(found)
+            if not wanted:
+                break
+            rows = await session.execute(customer_select().where(Customer.id.in_(wanted)))
+            found.update({row.id: to_record(row) for row in rows})
+            target = {
+                i: found[t].merged_into_id or t if t in found and found[t].status == "MERGED" else t
+                for i, t in target.items()
+            }
+    return {i: found[t] for i, t in target.items() if t in found and found[t].status != "MERGED"}
+
+
+async def merges_by_id(db: Database, merge_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MergeView]:
+    async with db.read() as session:
+        rows = await session.execute(select(*MERGE_COLUMNS).where(MergeRecord.id.in_(merge_ids)))
+        return {row.id: MergeView(*row) for row in rows}

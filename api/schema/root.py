@@ -7,7 +7,9 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.errors import ErrorShaping
+from api.permissions import ADMIN_ONLY, WRITERS_OF_IDENTITY, allow
 from api.resolvers import customers as customer_resolvers
+from api.resolvers import identity as identity_resolvers
 from api.schema.common import Node
 from api.schema.customers import (
     Customer,
@@ -17,6 +19,15 @@ from api.schema.customers import (
     MergeRecord,
 )
 from api.schema.identities import IdentityType
+from api.schema.identity_mutations import (
+    IdentifyBatchPayload,
+    IdentifyInput,
+    IdentifyPayload,
+    IdentityTypeInput,
+    IdentityTypePayload,
+    MergePayload,
+    UnmergePayload,
+)
 from api.schema.lifecycle import LifecycleModel
 from api.schema.segments import Segment
 from api.schema.tags import TagDefinition
@@ -67,9 +78,46 @@ class Query:
         return LifecycleModel.of(await lifecycle.get_model(info.context.db))
 
 
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(*WRITERS_OF_IDENTITY))
+    async def identify(self, info: Info[Context, None], input: IdentifyInput) -> IdentifyPayload:
+        return await identity_resolvers.identify_one(info.context, input)
+
+    @strawberry.mutation(extensions=allow(*WRITERS_OF_IDENTITY))
+    async def identify_batch(
+        self,
+        info: Info[Context, None],
+        inputs: list[IdentifyInput],
+        idempotency_key: str | None = None,
+    ) -> IdentifyBatchPayload:
+        return await identity_resolvers.identify_many(info.context, inputs, idempotency_key)
+
+    @strawberry.mutation(extensions=allow(*WRITERS_OF_IDENTITY))
+    async def merge_customers(
+        self,
+        info: Info[Context, None],
+        survivor: strawberry.ID,
+        merged: strawberry.ID,
+        reason: str | None = None,
+    ) -> MergePayload:
+        return await identity_resolvers.merge_customers(info.context, survivor, merged, reason)
+
+    @strawberry.mutation(extensions=allow(*WRITERS_OF_IDENTITY))
+    async def unmerge(self, info: Info[Context, None], merge: strawberry.ID) -> UnmergePayload:
+        return await identity_resolvers.unmerge(info.context, merge)
+
+    @strawberry.mutation(extensions=allow(*ADMIN_ONLY))
+    async def define_identity_type(
+        self, info: Info[Context, None], input: IdentityTypeInput
+    ) -> IdentityTypePayload:
+        return await identity_resolvers.define_type(info.context, input)
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         types=[Customer, MergeRecord, TagDefinition, Segment],
         extensions=[ErrorShaping],
     )

@@ -1,0 +1,42 @@
+"""Change events: written to the outbox in the same transaction as the change they describe,
+so a rolled-back change leaves no event and a committed one is never lost.
+
+Payloads carry ids, kinds and keys, never PII: consumers that may not see PII read them too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import OutboxEvent
+from store.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: str
+    customer_id: uuid.UUID | None
+    data: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+
+
+async def record_changes(session: AsyncSession, changes: Iterable[Change]) -> None:
+    rows = [
+        {
+            "event_id": uuid.uuid4(),
+            "kind": change.kind,
+            "customer_id": change.customer_id,
+            "payload": change.data,
+            "created_at": change.at or utcnow(),
+        }
+        for change in changes
+    ]
+    if rows:
+        await session.execute(insert(OutboxEvent), rows)
