@@ -13,6 +13,7 @@ from rich.console import Console
 
 from domain.access import create_api_key, parse_role
 from domain.bootstrap import ensure_reference_data
+from domain.demo import seed_demo as run_seed
 from domain.errors import DomainError
 from domain.profile import count_customers
 from domain.settings import Settings
@@ -59,8 +60,6 @@ def seed_demo(
     ] = False,
 ) -> None:
     """Fill the database with realistic demo customers, identities, orders and events."""
-    from domain.demo import seed_demo as run_seed
-
     settings = Settings()
     prepare_database(settings)
 
@@ -124,8 +123,6 @@ def demo(
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
     """Migrate, seed demo data once, create an admin key, and serve: the quickest look."""
-    from domain.demo import seed_demo as run_seed
-
     settings = Settings()
     prepare_database(settings)
 

@@ -266,9 +266,7 @@ async def merge_customers(
                         Customer.id.in_([live_survivor, live_merged])
                     )
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         for name, customer_id in (("survivor", live_survivor), ("merged", live_merged)):
             if statuses.get(customer_id) != "ACTIVE":
@@ -295,9 +293,7 @@ async def profile_states(session: AsyncSession, ids: list[uuid.UUID]) -> list[Pr
             await session.execute(
                 select(Customer.id, Customer.created_at).where(Customer.id.in_(ids))
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     states = {i: ProfileState(i, created[i]) for i in ids if i in created}
     rows = await session.execute(
