@@ -83,7 +83,14 @@ def fresh_database_url(backend: str, directory: Path) -> Iterator[str]:
         return
     assert PG_URL
     name = f"c360_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_execute(PG_URL, f'CREATE DATABASE "{name}"'))
+    # Tests need no durability across a crash; skipping the commit flush keeps them quick.
+    asyncio.run(
+        _pg_execute(
+            PG_URL,
+            f'CREATE DATABASE "{name}"',
+            f'ALTER DATABASE "{name}" SET synchronous_commit = off',
+        )
+    )
     try:
         yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     finally:
@@ -157,8 +164,15 @@ class StatementCounter:
 class Api:
     """The app over HTTP (in process), with a key per role and a statement counter."""
 
-    def __init__(self, client: httpx.AsyncClient, keys: dict[Role, str], counter: StatementCounter):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        keys: dict[Role, str],
+        counter: StatementCounter,
+        db: Database,
+    ):
         self.client = client
+        self.db = db
         self.keys = keys
         self.sql = counter
 
@@ -189,7 +203,7 @@ async def api(db: Database, settings: Settings) -> AsyncIterator[Api]:
     event.listen(state.db.engine.sync_engine, "before_cursor_execute", counter)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield Api(client, keys, counter)
+        yield Api(client, keys, counter, db)
     await state.db.dispose()
     if state.redis is not None:
         await state.redis.aclose()
