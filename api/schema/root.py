@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import Info
 
 from api.context import Context
@@ -119,5 +120,6 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         types=[Customer, MergeRecord, TagDefinition, Segment],
-        extensions=[ErrorShaping],
+        # Clients send the same few documents again and again: parse and validate each once.
+        extensions=[ErrorShaping, ParserCache(maxsize=512), ValidationCache(maxsize=512)],
     )
