@@ -1,0 +1,46 @@
+"""Root fields for reading profiles: node, customer, customers."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from api.context import Context
+from api.resolvers import customers as customer_resolvers
+from api.schema.common import Node
+from api.schema.customers import Customer, CustomerConnection, CustomerOrder, IdentityInput
+from domain.pagination import PageRequest
+
+
+@strawberry.type
+class CustomerQueries:
+    @strawberry.field
+    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
+        return await customer_resolvers.node(info.context, id)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="By global id (a merged-away id answers with the surviving profile) "
+        "or by any identity."
+    )
+    async def customer(
+        self,
+        info: Info[Context, None],
+        id: strawberry.ID | None = None,
+        identity: IdentityInput | None = None,
+    ) -> Customer | None:
+        return await customer_resolvers.customer(info.context, id, identity)
+
+    @strawberry.field(
+        description="Filtered with the same condition language as segments; page size at most 200."
+    )
+    async def customers(
+        self,
+        info: Info[Context, None],
+        order_by: list[CustomerOrder] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> CustomerConnection:
+        page = PageRequest(first=first, after=after, last=last, before=before)
+        return await customer_resolvers.customers(info.context, order_by, page)
