@@ -11,6 +11,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from domain import metrics
 from domain.access import create_api_key, parse_role
 from domain.bootstrap import ensure_reference_data
 from domain.demo import seed_demo as run_seed
@@ -71,6 +72,14 @@ def seed_demo(
         console.print(f"[green]demo data added[/green]: {summary}")
 
     with_database(work, settings)
+
+
+@app.command("recompute-metrics")
+def recompute_metrics() -> None:
+    """Rebuild every profile's metrics from its events and orders, then the RFM scores."""
+    settings = Settings()
+    scored = with_database(metrics.recompute_all, settings)
+    console.print(f"[green]metrics recomputed[/green]; {scored} customers with orders RFM-scored")
 
 
 @apikey.command("create")

@@ -230,7 +230,7 @@ async def identify_batch(
                 )
             )
             await session.flush()
-        results = await _resolve_batch(session, inputs, region, actor)
+        results = await resolve_batch(session, inputs, region, actor)
         if idempotency_key:
             await session.execute(
                 update(IdempotencyKey)
@@ -242,9 +242,11 @@ async def identify_batch(
     return await db.transact(work)
 
 
-async def _resolve_batch(
+async def resolve_batch(
     session: AsyncSession, inputs: Sequence[IdentifyInput], region: str, actor: str | None
 ) -> list[IdentifyResult]:
+    """Resolve inputs inside the caller's transaction (ingest of events and orders lands its
+    items on profiles this way, creating them when no profile holds the identity)."""
     now = utcnow()
     types = await load_identity_types(session)
     prepared: list[_Prepared | DomainError] = []

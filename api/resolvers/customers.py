@@ -13,10 +13,10 @@ from api.schema.customers import (
     CustomerConnection,
     CustomerEdge,
     CustomerOrder,
-    IdentityInput,
     MergeRecord,
     SortDirection,
 )
+from api.schema.identities import IdentityInput
 from domain import profile
 from domain.errors import InvalidInput
 from domain.pagination import PageRequest

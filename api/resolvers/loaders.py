@@ -13,7 +13,8 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from domain import lifecycle, metrics, profile, segments, tags
+from domain import activity, lifecycle, metrics, profile, segments, tags
+from domain.pagination import Page
 from store.db import Database
 
 K = TypeVar("K")
@@ -36,6 +37,15 @@ def _single(
     async def load(keys: list[K]) -> list[V | None]:
         found = await fetch(db, keys)
         return [found.get(key) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _paged(
+    fetch: Callable[[Database, Sequence[K]], Awaitable[list[V]]], db: Database
+) -> DataLoader[K, V]:
+    async def load(keys: list[K]) -> list[V]:
+        return await fetch(db, keys)
 
     return DataLoader(load_fn=load)
 
@@ -73,6 +83,14 @@ class Loaders:
     @cached_property
     def segments(self) -> DataLoader[uuid.UUID, list[segments.SegmentRecord]]:
         return _grouped(segments.segments_of, self.db)
+
+    @cached_property
+    def events(self) -> DataLoader[activity.HistoryQuery, Page[activity.EventRecord]]:
+        return _paged(activity.event_pages, self.db)
+
+    @cached_property
+    def orders(self) -> DataLoader[activity.HistoryQuery, Page[activity.OrderRecord]]:
+        return _paged(activity.order_pages, self.db)
 
     @cached_property
     def customers(self) -> DataLoader[uuid.UUID, profile.CustomerRecord | None]:

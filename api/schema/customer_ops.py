@@ -8,7 +8,8 @@ from strawberry.types import Info
 from api.context import Context
 from api.resolvers import customers as customer_resolvers
 from api.schema.common import Node
-from api.schema.customers import Customer, CustomerConnection, CustomerOrder, IdentityInput
+from api.schema.customers import Customer, CustomerConnection, CustomerOrder
+from api.schema.identities import IdentityInput
 from domain.pagination import PageRequest
 
 

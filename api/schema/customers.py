@@ -12,12 +12,15 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
+from api.schema.activity import EventConnection, OrderConnection
 from api.schema.common import Node, PageInfo
 from api.schema.lifecycle import LifecycleStage, StageTransition
 from api.schema.metrics import CustomerMetrics
 from api.schema.segments import Segment
 from api.schema.tags import TagAssignment
 from domain import metrics as domain_metrics
+from domain.activity import HistoryQuery
+from domain.pagination import PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
 from domain.tags import in_category
 
@@ -48,6 +51,13 @@ class Identity:
             first_seen_at=record.first_seen_at,
             last_seen_at=record.last_seen_at,
         )
+
+
+def page_size(context: Context, first: int | None) -> int:
+    """A nested connection's page size, within the same limits as top-level ones."""
+    settings = context.settings
+    page = PageRequest(first=first).validated(settings.page_size_default, settings.page_size_max)
+    return page.size
 
 
 @strawberry.type
@@ -146,6 +156,25 @@ class Customer(Node):
         record = await info.context.loaders.metrics.load(self.uuid)
         return CustomerMetrics.of(record or domain_metrics.EMPTY)
 
+    @strawberry.field(description="Newest first.")
+    async def events(
+        self,
+        info: Info[Context, None],
+        type: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> EventConnection:
+        size = page_size(info.context, first)
+        query = HistoryQuery(self.uuid, size, after, type)
+        return EventConnection.of(await info.context.loaders.events.load(query))
+
+    @strawberry.field(description="Newest first.")
+    async def orders(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> OrderConnection:
+        query = HistoryQuery(self.uuid, page_size(info.context, first), after)
+        return OrderConnection.of(await info.context.loaders.orders.load(query))
+
     @strawberry.field(description="Profiles merged into this one.")
     async def merges(self, info: Info[Context, None]) -> list[MergeRecord]:
         return [MergeRecord.of(m) for m in await info.context.loaders.merges.load(self.uuid)]
@@ -220,9 +249,3 @@ class SortDirection(Enum):
 class CustomerOrder:
     field: CustomerSortField
     direction: SortDirection = SortDirection.ASC
-
-
-@strawberry.input
-class IdentityInput:
-    type: str
-    value: str

@@ -7,6 +7,12 @@ import strawberry
 from domain.identity_types import IdentityTypeSpec
 
 
+@strawberry.input
+class IdentityInput:
+    type: str
+    value: str
+
+
 @strawberry.type
 class IdentityType:
     key: str

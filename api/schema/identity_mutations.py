@@ -8,8 +8,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.schema.common import UserError
-from api.schema.customers import Customer, IdentityInput, MergeRecord
-from api.schema.identities import IdentityType
+from api.schema.customers import Customer, MergeRecord
+from api.schema.identities import IdentityInput, IdentityType
 
 
 @strawberry.input

@@ -10,6 +10,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
 from api.errors import ErrorShaping
+from api.schema.activity_ops import ActivityMutations
 from api.schema.customer_ops import CustomerQueries
 from api.schema.customers import Customer, MergeRecord
 from api.schema.identity_ops import IdentityMutations, IdentityQueries
@@ -18,7 +19,7 @@ from api.schema.segments import Segment
 from api.schema.tags import TagDefinition
 
 Query = merge_types("Query", (CustomerQueries, IdentityQueries, LifecycleQueries))
-Mutation = merge_types("Mutation", (IdentityMutations,))
+Mutation = merge_types("Mutation", (IdentityMutations, ActivityMutations))
 
 
 def build_schema() -> strawberry.Schema:

@@ -1,0 +1,94 @@
+"""trackEvents / recordOrders over GraphQL, and events, orders and metrics on Customer."""
+
+from __future__ import annotations
+
+from domain.access import Role
+from tests.conftest import Api
+
+TRACK = """mutation($events: [EventInput!]!) { trackEvents(events: $events) { accepted duplicates errors { code field } } }"""
+RECORD = """mutation($orders: [OrderInput!]!) { recordOrders(orders: $orders) { accepted duplicates errors { code field } } }"""
+READ = """query($id: ID!) { customer(id: $id) { id
+  metrics { orderCount totalSpent averageOrderValue lastOrderAt recencyDays churnRisk clv rfm { code segment } }
+  orders(first: 2) { edges { cursor node { externalId amount currency status } } pageInfo { hasNextPage endCursor } }
+  events(type: "add_to_cart") { edges { node { type channel properties } } } } }"""
+
+
+def who(email: str) -> dict[str, str]:
+    return {"type": "email", "value": email}
+
+
+async def test_ingest_and_read_back_activity(api: Api) -> None:
+    events = [
+        {
+            "customer": who("g@x.com"),
+            "type": "add_to_cart",
+            "channel": "app",
+            "properties": {"sku": "S1"},
+            "idempotencyKey": "e1",
+        },
+        {"customer": who("g@x.com"), "type": "page_view", "idempotencyKey": "e2"},
+        {"customer": who("g@x.com"), "type": "add_to_cart", "idempotencyKey": "e1"},
+        {"customer": who("bad"), "type": "page_view"},
+    ]
+    tracked = (await api.query(TRACK, {"events": events}))["trackEvents"]
+    assert tracked == {
+        "accepted": 2,
+        "duplicates": 1,
+        "errors": [{"code": "INVALID_IDENTITY", "field": ["events", "3", "customer", "value"]}],
+    }
+    orders = [
+        {
+            "customer": who("g@x.com"),
+            "externalId": "G-1",
+            "amount": "100.00",
+            "currency": "CNY",
+            "placedAt": "2026-01-01T00:00:00+08:00",
+        },
+        {"customer": who("g@x.com"), "externalId": "G-2", "amount": "20.5", "currency": "CNY"},
+        {"customer": who("g@x.com"), "externalId": "G-3", "amount": "10", "currency": "USD"},
+    ]
+    recorded = (await api.query(RECORD, {"orders": orders}))["recordOrders"]
+    assert recorded == {"accepted": 3, "duplicates": 0, "errors": []}
+    customer = (
+        await api.query('{ customer(identity: {type: "email", value: "g@x.com"}) { id } }')
+    )["customer"]
+    data = (await api.query(READ, {"id": customer["id"]}))["customer"]
+    assert data["metrics"]["orderCount"] == 3
+    assert (
+        data["metrics"]["totalSpent"] == "191.50"
+        and data["metrics"]["averageOrderValue"] == "63.83"
+    )
+    assert data["metrics"]["recencyDays"] == 0
+    assert [e["node"]["externalId"] for e in data["orders"]["edges"]] == ["G-3", "G-2"]
+    assert data["orders"]["pageInfo"]["hasNextPage"] is True
+    assert data["events"]["edges"] == [
+        {"node": {"type": "add_to_cart", "channel": "app", "properties": {"sku": "S1"}}}
+    ]
+
+
+async def test_activity_batches_over_the_limit_and_wrong_roles_are_refused(api: Api) -> None:
+    events = [{"customer": who(f"u{i}@x.com"), "type": "login"} for i in range(1001)]
+    payload = (await api.query(TRACK, {"events": events}))["trackEvents"]
+    assert payload["accepted"] == 0 and payload["errors"][0]["code"] == "BATCH_TOO_LARGE"
+    body = (await api.post(TRACK, {"events": events[:1]}, role=Role.PARTNER)).json()
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_page_of_customers_with_orders_and_events_costs_a_fixed_number_of_statements(
+    api: Api,
+) -> None:
+    events = [{"customer": who(f"p{i}@x.com"), "type": "login"} for i in range(30)]
+    orders = [
+        {"customer": who(f"p{i}@x.com"), "externalId": f"P-{i}", "amount": "5", "currency": "CNY"}
+        for i in range(30)
+    ]
+    await api.query(TRACK, {"events": events})
+    await api.query(RECORD, {"orders": orders})
+    query = """query($n: Int) { customers(first: $n) { edges { node { id
+        metrics { orderCount } orders(first: 3) { edges { node { id } } } events { edges { node { type } } } } } } }"""
+    costs = {}
+    for size in (1, 30):
+        api.sql.reset()
+        await api.query(query, {"n": size})
+        costs[size] = api.sql.count
+    assert costs[1] == costs[30], costs
