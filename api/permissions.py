@@ -30,3 +30,4 @@ def allow(*roles: Role) -> list[FieldExtension]:
 
 WRITERS_OF_IDENTITY = (Role.ADMIN, Role.INTEGRATION)
 ADMIN_ONLY = (Role.ADMIN,)
+TAGGERS = (Role.ADMIN, Role.INTEGRATION, Role.FRONTEND)

@@ -12,20 +12,20 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import metrics
 from domain.errors import DomainError, InvalidInput
+from domain.history import HistoryQuery, newest_first_pages
 from domain.identity import IdentifyInput, resolve_batch
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page
 from store.db import Database
 from store.models import Event, Order
 from store.types import utcnow
@@ -292,66 +292,9 @@ class OrderRecord:
     placed_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryQuery:
-    """One customer's page of events (of a type) or orders, newest first."""
-
-    customer_id: uuid.UUID
-    first: int
-    after: str | None = None
-    type: str | None = None
-
-
-async def _pages(
-    db: Database, record: Any, model: Any, time: Any, queries: Sequence[HistoryQuery]
-) -> list[Page[Any]]:
-    """Pages for many customers at once: one windowed statement per distinct (type, size,
-    cursor), so a page of profiles costs one statement, not one per profile."""
-    groups: dict[tuple[str | None, int, str | None], list[uuid.UUID]] = defaultdict(list)
-    for q in queries:
-        groups[(q.type, q.first, q.after)].append(q.customer_id)
-    found: dict[tuple[uuid.UUID, str | None, int, str | None], list[Any]] = {}
-    columns = [getattr(model, name) for name in record.__slots__]
-    async with db.read() as session:
-        for (type_, first, after), ids in groups.items():
-            rank = func.row_number().over(
-                partition_by=model.customer_id, order_by=(time.desc(), model.id.desc())
-            )
-            inner = select(*columns, rank.label("rank")).where(model.customer_id.in_(ids))
-            if type_ is not None:
-                inner = inner.where(model.type == type_)
-            if after is not None:
-                at, row_id = decode_cursor(after, 2, "after")
-                try:
-                    bound = (datetime.fromisoformat(at), int(row_id))
-                except (TypeError, ValueError):
-                    raise InvalidInput(
-                        "not a cursor this API issued", field=["after"], code="INVALID_CURSOR"
-                    ) from None
-                inner = inner.where(tuple_(time, model.id) < bound)
-            ranked = inner.subquery()
-            statement = (
-                select(*(ranked.c[name] for name in record.__slots__))
-                .where(ranked.c.rank <= first + 1)
-                .order_by(ranked.c.customer_id, ranked.c.rank)
-            )
-            by_customer: dict[uuid.UUID, list[Any]] = defaultdict(list)
-            for row in await session.execute(statement):
-                by_customer[row.customer_id].append(record(*row))
-            for customer_id in ids:
-                found[(customer_id, type_, first, after)] = by_customer.get(customer_id, [])
-    pages = []
-    for q in queries:
-        rows = found[(q.customer_id, q.type, q.first, q.after)]
-        more, rows = len(rows) > q.first, rows[: q.first]
-        cursors = [encode_cursor([getattr(r, time.key).isoformat(), r.id]) for r in rows]
-        pages.append(Page(rows, cursors, has_next=more, has_previous=q.after is not None))
-    return pages
-
-
 async def event_pages(db: Database, queries: Sequence[HistoryQuery]) -> list[Page[EventRecord]]:
-    return await _pages(db, EventRecord, Event, Event.occurred_at, queries)
+    return await newest_first_pages(db, EventRecord, Event.occurred_at, queries, Event.type)
 
 
 async def order_pages(db: Database, queries: Sequence[HistoryQuery]) -> list[Page[OrderRecord]]:
-    return await _pages(db, OrderRecord, Order, Order.placed_at, queries)
+    return await newest_first_pages(db, OrderRecord, Order.placed_at, queries)

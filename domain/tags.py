@@ -6,17 +6,23 @@ not a sweep has removed it yet.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.errors import InvalidInput, NotFound
+from domain.history import HistoryQuery, newest_first_pages
+from domain.pagination import Page
 from store.db import Database
-from store.models import TagAssignment, TagDefinition
+from store.models import Customer, TagAssignment, TagDefinition, TagHistory
 from store.types import utcnow
 
 
@@ -83,3 +89,268 @@ async def definitions_by_id(
             select(*DEFINITION_COLUMNS).where(TagDefinition.id.in_(tag_ids))
         )
         return {row.id: TagDefinitionRecord(*row) for row in rows}
+
+
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+CATEGORY_PATTERN = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
+VALUE_TYPES = ("FLAG", "ENUM", "NUMBER", "TEXT", "DATE")
+KINDS = ("MANUAL", "RULE", "IMPORTED")
+MAX_TEXT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class TagSpec:
+    """An admin's definition of a tag (defineTag), or the fields a patch sets (updateTag)."""
+
+    key: str
+    name: str | None = None
+    description: str | None = None
+    category: str | None = None
+    value_type: str | None = None
+    allowed_values: list[str] | None = None
+    kind: str | None = None
+    condition: dict[str, Any] | None = None
+    default_ttl_days: int | None = None
+
+
+def check_value(
+    tag: TagDefinitionRecord, value: str | None, field: tuple[str, ...] = ("value",)
+) -> str | None:
+    """The value to store for an assignment of `tag`, or INVALID_TAG_VALUE."""
+
+    def refuse(message: str) -> InvalidInput:
+        return InvalidInput(message, field=field, code="INVALID_TAG_VALUE")
+
+    if tag.value_type == "FLAG":
+        if value not in (None, ""):
+            raise refuse(f"{tag.key} is a flag: it takes no value")
+        return None
+    if value is None or value == "":
+        raise refuse(f"{tag.key} needs a {tag.value_type.lower()} value")
+    if tag.value_type == "ENUM" and value not in (tag.allowed_values or []):
+        raise refuse(f"{value!r} is not one of {', '.join(tag.allowed_values or [])}")
+    if tag.value_type == "NUMBER":
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise refuse(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise refuse(f"{value!r} is not a number")
+        return str(number.normalize()) if number == number.to_integral() else str(number)
+    if tag.value_type == "DATE":
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise refuse(f"{value!r} is not a date like 2026-01-31") from None
+    if len(value) > MAX_TEXT:
+        raise refuse(f"a value is at most {MAX_TEXT} characters")
+    return value
+
+
+def _validate(spec: TagSpec, current: TagDefinitionRecord | None) -> TagSpec:
+    """The definition after `spec` is applied to `current` (None: a new tag), checked whole."""
+    names = [f.name for f in fields(TagSpec)]
+    if current is None:
+        base = TagSpec(key=spec.key, value_type="FLAG", kind="MANUAL")
+    else:
+        base = TagSpec(**{name: getattr(current, name) for name in names})
+    merged = replace(base, **{n: v for n in names if (v := getattr(spec, n)) is not None})
+    where = ("input",) if current is None else ("patch",)
+    if current is None and not KEY_PATTERN.match(merged.key):
+        raise InvalidInput(
+            "a key is a lowercase slug: a-z, 0-9 and _, 2 to 63 characters", field=("input", "key")
+        )
+    if not (merged.name or "").strip():
+        raise InvalidInput("a tag needs a name", field=(*where, "name"))
+    if merged.category is not None and not CATEGORY_PATTERN.match(merged.category):
+        raise InvalidInput("a category is a path like interest/sports", field=(*where, "category"))
+    if merged.value_type not in VALUE_TYPES:
+        raise InvalidInput(
+            f"valueType must be one of {', '.join(VALUE_TYPES)}", field=(*where, "valueType")
+        )
+    if merged.kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field=(*where, "kind"))
+    if merged.value_type == "ENUM":
+        values = merged.allowed_values or []
+        if (
+            not values
+            or len(set(values)) != len(values)
+            or any(not v or len(v) > MAX_TEXT for v in values)
+        ):
+            raise InvalidInput(
+                "an ENUM tag needs distinct, non-empty allowedValues",
+                field=(*where, "allowedValues"),
+            )
+    elif merged.allowed_values:
+        raise InvalidInput("only ENUM tags have allowedValues", field=(*where, "allowedValues"))
+    if merged.kind == "RULE" and merged.condition is None:
+        raise InvalidInput("a RULE tag needs a condition", field=(*where, "condition"))
+    if merged.kind != "RULE" and merged.condition is not None:
+        raise InvalidInput("only RULE tags have a condition", field=(*where, "condition"))
+    if merged.default_ttl_days is not None and merged.default_ttl_days < 1:
+        raise InvalidInput("defaultTtlDays must be at least 1", field=(*where, "defaultTtlDays"))
+    return merged
+
+
+def _record(row: TagDefinition) -> TagDefinitionRecord:
+    return TagDefinitionRecord(*(getattr(row, name) for name in TagDefinitionRecord.__slots__))
+
+
+async def define_tag(
+    db: Database, spec: TagSpec, validate_condition: Any = None
+) -> TagDefinitionRecord:
+    merged = _validate(spec, None)
+    if merged.condition is not None and validate_condition is not None:
+        await validate_condition(db, merged.condition, ("input", "condition"))
+
+    async def work(session: AsyncSession) -> TagDefinitionRecord:
+        taken = await session.scalar(
+            select(TagDefinition.id).where(TagDefinition.key == merged.key)
+        )
+        if taken is not None:
+            raise InvalidInput(
+                f"a tag {merged.key!r} exists already", field=("input", "key"), code="DUPLICATE_KEY"
+            )
+        row = TagDefinition(
+            key=merged.key,
+            name=(merged.name or "").strip(),
+            description=merged.description,
+            category=merged.category,
+            value_type=merged.value_type,
+            allowed_values=merged.allowed_values,
+            kind=merged.kind,
+            condition=merged.condition,
+            default_ttl_days=merged.default_ttl_days,
+        )
+        session.add(row)
+        await session.flush()
+        return _record(row)
+
+    return await db.transact(work)
+
+
+async def update_tag(
+    db: Database, spec: TagSpec, validate_condition: Any = None
+) -> TagDefinitionRecord:
+    async def work(session: AsyncSession) -> TagDefinitionRecord:
+        row = await session.scalar(
+            select(TagDefinition).where(TagDefinition.key == spec.key).with_for_update()
+        )
+        if row is None:
+            raise NotFound(f"no tag {spec.key!r}", field=("key",), code="UNKNOWN_TAG")
+        merged = _validate(spec, _record(row))
+        in_use = select(TagAssignment.id).where(TagAssignment.tag_id == row.id)
+        if (
+            merged.value_type != row.value_type
+            and await session.scalar(in_use.limit(1)) is not None
+        ):
+            raise InvalidInput(
+                "the value type of a tag in use cannot change",
+                field=("patch", "valueType"),
+                code="TAG_IN_USE",
+            )
+        dropped = set(row.allowed_values or []) - set(merged.allowed_values or [])
+        if (
+            dropped
+            and await session.scalar(in_use.where(TagAssignment.value.in_(dropped)).limit(1))
+            is not None
+        ):
+            raise InvalidInput(
+                "a value still assigned cannot leave allowedValues",
+                field=("patch", "allowedValues"),
+                code="TAG_IN_USE",
+            )
+        if (
+            merged.condition is not None
+            and validate_condition is not None
+            and spec.condition is not None
+        ):
+            await validate_condition(db, merged.condition, ("patch", "condition"))
+        for name in (
+            "name",
+            "description",
+            "category",
+            "value_type",
+            "allowed_values",
+            "condition",
+            "default_ttl_days",
+        ):
+            setattr(row, name, getattr(merged, name))
+        row.updated_at = utcnow()
+        await session.flush()
+        return _record(row)
+
+    return await db.transact(work)
+
+
+async def archive_tag(db: Database, key: str) -> TagDefinitionRecord:
+    """Archived tags keep their assignments' history but take no new assignments."""
+
+    async def work(session: AsyncSession) -> TagDefinitionRecord:
+        row = await session.scalar(
+            select(TagDefinition).where(TagDefinition.key == key).with_for_update()
+        )
+        if row is None:
+            raise NotFound(f"no tag {key!r}", field=("key",), code="UNKNOWN_TAG")
+        row.archived, row.updated_at = True, utcnow()
+        await session.flush()
+        return _record(row)
+
+    return await db.transact(work)
+
+
+async def list_definitions(
+    db: Database, category: str | None, include_archived: bool
+) -> list[TagDefinitionRecord]:
+    statement = select(*DEFINITION_COLUMNS).order_by(TagDefinition.category, TagDefinition.key)
+    if not include_archived:
+        statement = statement.where(TagDefinition.archived.is_(False))
+    if category is not None:
+        statement = statement.where(
+            or_(
+                TagDefinition.category == category,
+                TagDefinition.category.startswith(category + "/", autoescape=True),
+            )
+        )
+    async with db.read() as session:
+        return [TagDefinitionRecord(*row) for row in await session.execute(statement)]
+
+
+async def definition_by_key(db: Database, key: str) -> TagDefinitionRecord | None:
+    async with db.read() as session:
+        row = (
+            await session.execute(select(*DEFINITION_COLUMNS).where(TagDefinition.key == key))
+        ).first()
+        return TagDefinitionRecord(*row) if row else None
+
+
+async def customer_counts(db: Database, tag_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Live customers carrying each tag now (expired assignments do not count): one statement
+    for any number of tags."""
+    statement = (
+        select(TagAssignment.tag_id, func.count())
+        .join(Customer, Customer.id == TagAssignment.customer_id)
+        .where(TagAssignment.tag_id.in_(tag_ids), unexpired(), Customer.status == "ACTIVE")
+        .group_by(TagAssignment.tag_id)
+    )
+    async with db.read() as session:
+        return {tag_id: count for tag_id, count in await session.execute(statement)}
+
+
+@dataclass(frozen=True, slots=True)
+class TagHistoryRecord:
+    id: int
+    customer_id: uuid.UUID
+    tag_id: uuid.UUID
+    action: str
+    old_value: str | None
+    new_value: str | None
+    source: str | None
+    actor: str | None
+    at: datetime
+
+
+async def history_pages(
+    db: Database, queries: Sequence[HistoryQuery]
+) -> list[Page[TagHistoryRecord]]:
+    return await newest_first_pages(db, TagHistoryRecord, TagHistory.at, queries)

@@ -14,6 +14,7 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from domain import activity, lifecycle, metrics, profile, segments, tags
+from domain.history import HistoryQuery
 from domain.pagination import Page
 from store.db import Database
 
@@ -73,6 +74,18 @@ class Loaders:
         return _single(tags.definitions_by_id, self.db)
 
     @cached_property
+    def tag_customer_counts(self) -> DataLoader[uuid.UUID, int]:
+        async def load(keys: list[uuid.UUID]) -> list[int]:
+            counts = await tags.customer_counts(self.db, keys)
+            return [counts.get(key, 0) for key in keys]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def tag_history(self) -> DataLoader[HistoryQuery, Page[tags.TagHistoryRecord]]:
+        return _paged(tags.history_pages, self.db)
+
+    @cached_property
     def stage_history(self) -> DataLoader[uuid.UUID, list[lifecycle.TransitionRecord]]:
         return _grouped(lifecycle.history_of, self.db)
 
@@ -85,11 +98,11 @@ class Loaders:
         return _grouped(segments.segments_of, self.db)
 
     @cached_property
-    def events(self) -> DataLoader[activity.HistoryQuery, Page[activity.EventRecord]]:
+    def events(self) -> DataLoader[HistoryQuery, Page[activity.EventRecord]]:
         return _paged(activity.event_pages, self.db)
 
     @cached_property
-    def orders(self) -> DataLoader[activity.HistoryQuery, Page[activity.OrderRecord]]:
+    def orders(self) -> DataLoader[HistoryQuery, Page[activity.OrderRecord]]:
         return _paged(activity.order_pages, self.db)
 
     @cached_property

@@ -17,9 +17,15 @@ from api.schema.common import Node, PageInfo
 from api.schema.lifecycle import LifecycleStage, StageTransition
 from api.schema.metrics import CustomerMetrics
 from api.schema.segments import Segment
-from api.schema.tags import TagAssignment
+from api.schema.tags import (
+    TagAssignment,
+    TagDefinition,
+    TagHistoryConnection,
+    TagHistoryEdge,
+    TagHistoryEntry,
+)
 from domain import metrics as domain_metrics
-from domain.activity import HistoryQuery
+from domain.history import HistoryQuery
 from domain.pagination import PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
 from domain.tags import in_category
@@ -129,6 +135,33 @@ class Customer(Node):
             for assignment, tag in zip(assignments, definitions, strict=True)
             if tag is not None and (category is None or in_category(tag.category, category))
         ]
+
+    @strawberry.field(description="Every assignment, change, expiry and removal, newest first.")
+    async def tag_history(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> TagHistoryConnection:
+        loaders = info.context.loaders
+        page = await loaders.tag_history.load(
+            HistoryQuery(self.uuid, page_size(info.context, first), after)
+        )
+        definitions = await loaders.tag_definitions.load_many([r.tag_id for r in page.items])
+        edges = [
+            TagHistoryEdge(
+                node=TagHistoryEntry(
+                    tag=TagDefinition.of(tag),
+                    action=r.action,
+                    old_value=r.old_value,
+                    new_value=r.new_value,
+                    source=r.source,
+                    actor=r.actor,
+                    at=r.at,
+                ),
+                cursor=cursor,
+            )
+            for r, tag, cursor in zip(page.items, definitions, page.cursors, strict=True)
+            if tag is not None
+        ]
+        return TagHistoryConnection(edges=edges, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
     @strawberry.field
     async def stage(self, info: Info[Context, None]) -> LifecycleStage | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
+from api.context import Context
 from api.ids import to_global_id
-from api.schema.common import Node
+from api.schema.common import Node, PageInfo, UserError
 from domain.tags import AssignmentRecord, TagDefinitionRecord
 
 
@@ -42,7 +45,12 @@ class TagDefinition(Node):
     condition: JSON | None
     default_ttl_days: int | None
     archived: bool
-    customer_count: int = 0
+    uuid: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def customer_count(self, info: Info[Context, None]) -> int:
+        """Live customers carrying the tag now; counted for all tags of a response at once."""
+        return await info.context.loaders.tag_customer_counts.load(self.uuid)
 
     @classmethod
     def of(cls, record: TagDefinitionRecord) -> TagDefinition:
@@ -58,6 +66,7 @@ class TagDefinition(Node):
             condition=JSON(record.condition),
             default_ttl_days=record.default_ttl_days,
             archived=record.archived,
+            uuid=record.id,
         )
 
 
@@ -80,3 +89,62 @@ class TagAssignment:
             assigned_at=record.assigned_at,
             expires_at=record.expires_at,
         )
+
+
+@strawberry.type
+class TagHistoryEntry:
+    tag: TagDefinition
+    action: str = strawberry.field(description="ASSIGNED, CHANGED, EXPIRED or REMOVED.")
+    old_value: str | None
+    new_value: str | None
+    source: str | None
+    actor: str | None
+    at: datetime
+
+
+@strawberry.type
+class TagHistoryEdge:
+    node: TagHistoryEntry
+    cursor: str
+
+
+@strawberry.type
+class TagHistoryConnection:
+    edges: list[TagHistoryEdge]
+    page_info: PageInfo
+
+
+@strawberry.input
+class TagDefinitionInput:
+    key: str
+    name: str
+    description: str | None = None
+    category: str | None = None
+    value_type: TagValueType = TagValueType.FLAG
+    allowed_values: list[str] | None = None
+    kind: TagKind = TagKind.MANUAL
+    default_ttl_days: int | None = None
+
+
+@strawberry.input
+class TagDefinitionPatch:
+    name: str | None = None
+    description: str | None = None
+    category: str | None = None
+    allowed_values: list[str] | None = None
+    default_ttl_days: int | None = None
+    value_type: TagValueType | None = strawberry.field(
+        default=None, description="Refused while the tag has assignments."
+    )
+
+
+@strawberry.type
+class TagDefinitionPayload:
+    tag: TagDefinition | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class TagCustomersPayload:
+    affected: int
+    errors: list[UserError]

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from domain import activity, merging, metrics
-from domain.activity import EventItem, HistoryQuery, OrderItem
+from domain.activity import EventItem, OrderItem
+from domain.history import HistoryQuery
 from store.models import CustomerMetrics, Event, Order
 from tests.integration.identity_helpers import row_counts
 

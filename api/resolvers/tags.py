@@ -1,0 +1,118 @@
+"""Resolvers of the tag system: definitions, and tagging customers in bulk."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from api.context import Context
+from api.ids import parse_uuid_id
+from api.schema.common import UserError
+from api.schema.tags import (
+    TagCustomersPayload,
+    TagDefinition,
+    TagDefinitionInput,
+    TagDefinitionPatch,
+    TagDefinitionPayload,
+)
+from domain import tagging, tags
+from domain.errors import DomainError, InvalidInput
+
+
+async def definitions(
+    context: Context, category: str | None, include_archived: bool
+) -> list[TagDefinition]:
+    return [
+        TagDefinition.of(r)
+        for r in await tags.list_definitions(context.db, category, include_archived)
+    ]
+
+
+async def definition(context: Context, key: str) -> TagDefinition | None:
+    record = await tags.definition_by_key(context.db, key)
+    return TagDefinition.of(record) if record else None
+
+
+async def define(context: Context, input: TagDefinitionInput) -> TagDefinitionPayload:
+    spec = tags.TagSpec(
+        key=input.key,
+        name=input.name,
+        description=input.description,
+        category=input.category,
+        value_type=input.value_type.value,
+        allowed_values=input.allowed_values,
+        kind=input.kind.value,
+        default_ttl_days=input.default_ttl_days,
+    )
+    try:
+        record = await tags.define_tag(context.db, spec)
+    except DomainError as error:
+        return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
+    return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
+
+
+async def update(context: Context, key: str, patch: TagDefinitionPatch) -> TagDefinitionPayload:
+    spec = tags.TagSpec(
+        key=key,
+        name=patch.name,
+        description=patch.description,
+        category=patch.category,
+        value_type=patch.value_type.value if patch.value_type else None,
+        allowed_values=patch.allowed_values,
+        default_ttl_days=patch.default_ttl_days,
+    )
+    try:
+        record = await tags.update_tag(context.db, spec)
+    except DomainError as error:
+        return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
+    return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
+
+
+async def archive(context: Context, key: str) -> TagDefinitionPayload:
+    try:
+        record = await tags.archive_tag(context.db, key)
+    except DomainError as error:
+        return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
+    return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
+
+
+async def _targets(
+    context: Context, customers: list[strawberry.ID] | None, segment: strawberry.ID | None
+):  # type: ignore[no-untyped-def]
+    if (customers is None) == (segment is None):
+        raise InvalidInput("give `customers` or `segment`", field=("customers",))
+    if customers is not None:
+        ids = [parse_uuid_id(c, "Customer", "customers") for c in customers]
+        return await tagging.listed_targets(context.db, ids)
+    raise InvalidInput("tagging by segment arrives with segments", field=("segment",))
+
+
+async def tag_customers(
+    context: Context,
+    tag: str,
+    customers: list[strawberry.ID] | None,
+    segment: strawberry.ID | None,
+    value: str | None,
+    expires_at: datetime | None,
+    source: str | None,
+    confidence: float | None,
+) -> TagCustomersPayload:
+    assignment = tagging.Assignment(value, expires_at, source, confidence)
+    try:
+        targets = await _targets(context, customers, segment)
+        affected = await tagging.tag_customers(context.db, tag, targets, assignment, context.actor)
+    except DomainError as error:
+        return TagCustomersPayload(affected=0, errors=[UserError.of(error)])
+    return TagCustomersPayload(affected=affected, errors=[])
+
+
+async def untag_customers(
+    context: Context, tag: str, customers: list[strawberry.ID] | None, segment: strawberry.ID | None
+) -> TagCustomersPayload:
+    try:
+        targets = await _targets(context, customers, segment)
+        affected = await tagging.untag_customers(context.db, tag, targets, context.actor)
+    except DomainError as error:
+        return TagCustomersPayload(affected=0, errors=[UserError.of(error)])
+    return TagCustomersPayload(affected=affected, errors=[])

@@ -1,0 +1,75 @@
+"""Per-customer histories (events, orders, tag changes) read newest first, many customers at
+once: one windowed statement per distinct (kind, page size, cursor), so a page of profiles
+costs one statement per history, not one per profile."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+
+from domain.errors import InvalidInput
+from domain.pagination import Page, decode_cursor, encode_cursor
+from store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """One customer's page of a history (of one kind, e.g. an event type), newest first."""
+
+    customer_id: uuid.UUID
+    first: int
+    after: str | None = None
+    type: str | None = None
+
+
+async def newest_first_pages(
+    db: Database, record: Any, time: Any, queries: Sequence[HistoryQuery], kind: Any = None
+) -> list[Page[Any]]:
+    """`record` rows of `time`'s table for each query; `kind` is the column `type` filters."""
+    groups: dict[tuple[str | None, int, str | None], list[uuid.UUID]] = defaultdict(list)
+    for q in queries:
+        groups[(q.type, q.first, q.after)].append(q.customer_id)
+    found: dict[tuple[uuid.UUID, str | None, int, str | None], list[Any]] = {}
+    model = time.class_
+    columns = [getattr(model, name) for name in record.__slots__]
+    async with db.read() as session:
+        for (type_, first, after), ids in groups.items():
+            rank = func.row_number().over(
+                partition_by=model.customer_id, order_by=(time.desc(), model.id.desc())
+            )
+            inner = select(*columns, rank.label("rank")).where(model.customer_id.in_(ids))
+            if type_ is not None:
+                inner = inner.where(kind == type_)
+            if after is not None:
+                at, row_id = decode_cursor(after, 2, "after")
+                try:
+                    bound = (datetime.fromisoformat(at), int(row_id))
+                except (TypeError, ValueError):
+                    raise InvalidInput(
+                        "not a cursor this API issued", field=["after"], code="INVALID_CURSOR"
+                    ) from None
+                inner = inner.where(tuple_(time, model.id) < bound)
+            ranked = inner.subquery()
+            statement = (
+                select(*(ranked.c[name] for name in record.__slots__))
+                .where(ranked.c.rank <= first + 1)
+                .order_by(ranked.c.customer_id, ranked.c.rank)
+            )
+            by_customer: dict[uuid.UUID, list[Any]] = defaultdict(list)
+            for row in await session.execute(statement):
+                by_customer[row.customer_id].append(record(*row))
+            for customer_id in ids:
+                found[(customer_id, type_, first, after)] = by_customer.get(customer_id, [])
+    pages = []
+    for q in queries:
+        rows = found[(q.customer_id, q.type, q.first, q.after)]
+        more, rows = len(rows) > q.first, rows[: q.first]
+        cursors = [encode_cursor([getattr(r, time.key).isoformat(), r.id]) for r in rows]
+        pages.append(Page(rows, cursors, has_next=more, has_previous=q.after is not None))
+    return pages
