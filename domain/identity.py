@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, text, tuple_, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import Change, record_changes
@@ -29,6 +29,7 @@ from domain.resolution import Key, ProfileState, Step, WorkingSet
 from domain.traits import COLUMNS, ProfileValues, Traits, parse_traits
 from store.db import Database
 from store.models import Customer, IdempotencyKey, Identity
+from store.sqlfuncs import pair_in
 from store.types import utcnow
 
 MAX_FUTURE = timedelta(days=1)
@@ -148,9 +149,10 @@ async def _owners(session: AsyncSession, keys: set[Key]) -> dict[Key, tuple[int,
     if not keys:
         return {}
     pairs = [(k.type, k.value) for k in keys]
+    dialect = session.get_bind().dialect.name
     rows = await session.execute(
         select(Identity.type, Identity.value, Identity.id, Identity.customer_id).where(
-            tuple_(Identity.type, Identity.value).in_(pairs)
+            pair_in(dialect, Identity.type, Identity.value, pairs)
         )
     )
     return {Key(t, v): (i, c) for t, v, i, c in rows}
@@ -158,15 +160,17 @@ async def _owners(session: AsyncSession, keys: set[Key]) -> dict[Key, tuple[int,
 
 async def _lock_owners(session: AsyncSession, keys: set[Key]) -> dict[Key, tuple[int, uuid.UUID]]:
     """Lock the profiles holding `keys`; a concurrent merge may move them while we wait, so
-    look again until the owners we hold locks on are the owners."""
+    look again until the owners we hold locks on are the owners. Only held keys need a second
+    look: nobody else can attach an unheld one while we hold its advisory lock."""
+    owners = await _owners(session, keys)
     locked: set[uuid.UUID] = set()
     while True:
-        owners = await _owners(session, keys)
         wanted = {customer for _, customer in owners.values()}
         if wanted <= locked:
             return owners
         await lock_profiles(session, wanted - locked)
         locked |= wanted
+        owners = await _owners(session, set(owners))
 
 
 def _result_json(result: IdentifyResult) -> dict[str, Any]:
@@ -291,23 +295,7 @@ async def resolve_batch(
 
     await _write_profiles(session, profiles, new_ids)
     await _write_identities(session, steps, owners)
-    changes = [Change("customer.created", i, {"customerId": str(i)}, now) for i in new_ids]
-    changes += [
-        Change(
-            "identity.linked",
-            step.survivor,
-            {"customerId": str(step.survivor), "type": key.type, "source": p.source},
-            now,
-        )
-        for _, step, p in steps
-        for key in step.attached
-    ]
-    changes += [
-        Change("customer.updated", i, {"customerId": str(i)}, now)
-        for i, profile in profiles.items()
-        if profile.changed_traits and not profile.new
-    ]
-    await record_changes(session, changes)
+    await record_changes(session, _changes(steps, profiles, new_ids, now))
     for index, step, _ in steps:
         merge_ids = []
         for survivor, loser in step.merges:
@@ -319,6 +307,38 @@ async def resolve_batch(
             r = results[index]
             results[index] = IdentifyResult(r.customer_id, r.created, tuple(merge_ids), r.errors)
     return results
+
+
+def _changes(
+    steps: list[tuple[int, Step, _Prepared]],
+    profiles: dict[uuid.UUID, _Profile],
+    new_ids: list[uuid.UUID],
+    now: datetime,
+) -> list[Change]:
+    """customer.created (with the identity types it was created with), identity.linked for
+    identities a known profile gained, customer.updated for known profiles whose traits
+    changed. Types and sources only: payloads carry no identity values (PII)."""
+    created: dict[uuid.UUID, list[str]] = {i: [] for i in new_ids}
+    linked = []
+    for _, step, p in steps:
+        for key in step.attached:
+            if step.survivor in created:
+                created[step.survivor].append(key.type)
+            else:
+                data = {"customerId": str(step.survivor), "type": key.type, "source": p.source}
+                linked.append(Change("identity.linked", step.survivor, data, now))
+    return [
+        *(
+            Change("customer.created", i, {"customerId": str(i), "identityTypes": types}, now)
+            for i, types in created.items()
+        ),
+        *linked,
+        *(
+            Change("customer.updated", i, {"customerId": str(i)}, now)
+            for i, profile in profiles.items()
+            if profile.changed_traits and not profile.new
+        ),
+    ]
 
 
 async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Profile]:

@@ -288,6 +288,8 @@ async def merge_customers(
 
 async def profile_states(session: AsyncSession, ids: list[uuid.UUID]) -> list[ProfileState]:
     """What resolution needs to know of these profiles: age and identities."""
+    if not ids:
+        return []
     created = dict(
         (
             await session.execute(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, bindparam, cast, extract, func
+from sqlalchemy import ColumnElement, Float, String, bindparam, cast, extract, func, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from store.types import UTCDateTime
 
@@ -23,3 +25,16 @@ def new_uuid(dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return func.gen_random_uuid()
     return func.lower(func.hex(func.randomblob(16)))  # how the Uuid type stores one on SQLite
+
+
+def pair_in(
+    dialect: str, first: Any, second: Any, pairs: Sequence[tuple[str, str]]
+) -> ColumnElement[bool]:
+    """(first, second) IN pairs. On PostgreSQL the pairs travel as two arrays and are joined
+    from unnest(): a long literal IN list of row values plans as one index probe per pair."""
+    if dialect != "postgresql":
+        return tuple_(first, second).in_(pairs)
+    left = bindparam(None, [p[0] for p in pairs], type_=ARRAY(String()))
+    right = bindparam(None, [p[1] for p in pairs], type_=ARRAY(String()))
+    rows = func.unnest(left, right).table_valued("a", "b").render_derived()
+    return tuple_(first, second).in_(select(rows.c.a, rows.c.b))
