@@ -1,0 +1,22 @@
+"""`python -m bench <name> [options]`: run one benchmark; each parses its own options."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from bench import identify
+
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"identify": identify.main}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHMARKS:
+        names = "|".join(BENCHMARKS)
+        print(f"usage: python -m bench {{{names}}} [options]  (--help for a benchmark's options)")
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    return BENCHMARKS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
