@@ -24,27 +24,24 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import event, func, insert, select
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
-from domain.bootstrap import ensure_reference_data
+from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_sql, server_url
 from domain.identity import IdentifyInput, identify_batch
 from store.db import Database
-from store.migrate import upgrade
 from store.models import Customer, Identity, MergeRecord, OutboxEvent
 from store.types import utcnow
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results"
 REGION, ACTOR, SOURCE = "CN", "bench", "bench"
 PRELOAD_SHARE = 0.5  # existing profiles in (b) and (c), as a share of --inputs
@@ -157,58 +154,6 @@ def _expected(*, customers: int, merged: int, identities: int, created: int) -> 
 EXPECTED_TALLY = ("results_created", "results_merges", "results_with_errors")
 
 
-# --- databases ---
-
-
-def _server_url(raw: str) -> URL:
-    if raw.startswith("postgres://"):
-        raw = "postgresql://" + raw.removeprefix("postgres://")
-    url = make_url(raw)
-    if url.get_backend_name() != "postgresql":
-        raise SystemExit(f"the identify benchmark runs on PostgreSQL, not {url.drivername!r}")
-    return url
-
-
-async def _server(server: URL, *statements: str) -> list[Any]:
-    """Run statements on the server's own database (never a benchmark's); their first values."""
-    connection = await asyncpg.connect(
-        host=server.host,
-        port=server.port or 5432,
-        user=server.username,
-        password=server.password,
-        database=server.database or "postgres",
-    )
-    try:
-        return [await connection.fetchval(statement) for statement in statements]
-    finally:
-        await connection.close()
-
-
-async def _checkpoint(server: URL) -> None:
-    """Flush the previous phase's dirty pages now, so no checkpoint lands in a timed phase;
-    best effort (it needs superuser or pg_checkpoint)."""
-    with suppress(asyncpg.InsufficientPrivilegeError):
-        await _server(server, "CHECKPOINT")
-
-
-@asynccontextmanager
-async def fresh_database(server: URL) -> AsyncIterator[Database]:
-    """A new migrated database with the reference data, dropped afterwards."""
-    name = f"c360_bench_{uuid.uuid4().hex[:12]}"
-    await _server(server, f'CREATE DATABASE "{name}"')
-    try:
-        url = server.set(drivername="postgresql", database=name)
-        await asyncio.to_thread(upgrade, url.render_as_string(hide_password=False))
-        db = Database.from_url(url.render_as_string(hide_password=False))
-        try:
-            await ensure_reference_data(db)
-            yield db
-        finally:
-            await db.dispose()
-    finally:
-        await _server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # --- measuring ---
 
 _TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?([a-z_]\w*)', re.IGNORECASE)
@@ -319,7 +264,7 @@ async def _counts(db: Database) -> dict[str, int]:
 async def run_plan(server: URL, plan: Plan, size: int) -> Figure:
     async with fresh_database(server) as db:
         await _identify(db, plan.preload, size)
-        await _checkpoint(server)
+        await checkpoint(server)
         log = StatementLog()
         log.attach(db)
         seconds, tally = await _identify(db, plan.timed, size)
@@ -376,7 +321,7 @@ async def run_baseline(server: URL, n: int, size: int) -> Figure:
     customers, per_customer = _baseline_rows(n)
     elapsed, log = 0.0, StatementLog()
     async with fresh_database(server) as db:
-        await _checkpoint(server)
+        await checkpoint(server)
         log.attach(db)
         with _frozen_heap():
             for start in range(0, n, size):
@@ -394,7 +339,7 @@ async def run_baseline(server: URL, n: int, size: int) -> Figure:
 
 async def _server_facts(server: URL) -> dict[str, str]:
     names = ("server_version", "shared_buffers", "synchronous_commit", "fsync", "max_wal_size")
-    values = await _server(server, *(f"SHOW {name}" for name in names))
+    values = await server_sql(server, *(f"SHOW {name}" for name in names))
     return dict(zip(names, map(str, values), strict=True))
 
 
@@ -519,7 +464,7 @@ def main(argv: list[str]) -> int:
     if not console.is_terminal:
         console.width = 120  # a log file, not a narrow terminal: keep the table on one line
     report = asyncio.run(
-        _run(_server_url(args.database_url), args.inputs, args.batch, args.seed, console)
+        _run(server_url(args.database_url), args.inputs, args.batch, args.seed, console)
     )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"identify-{report['date']}.json"
