@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import identify
+from bench import activity, identify
 
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"identify": identify.main}
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
+    "identify": identify.main,
+    "activity": activity.main,
+}
 
 
 def main(argv: list[str]) -> int:
