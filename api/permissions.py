@@ -31,3 +31,4 @@ def allow(*roles: Role) -> list[FieldExtension]:
 WRITERS_OF_IDENTITY = (Role.ADMIN, Role.INTEGRATION)
 ADMIN_ONLY = (Role.ADMIN,)
 TAGGERS = (Role.ADMIN, Role.INTEGRATION, Role.FRONTEND)
+PROFILE_EDITORS = (Role.ADMIN, Role.FRONTEND)

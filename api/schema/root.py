@@ -16,11 +16,14 @@ from api.schema.customers import Customer, MergeRecord
 from api.schema.identity_ops import IdentityMutations, IdentityQueries
 from api.schema.lifecycle_ops import LifecycleQueries
 from api.schema.segments import Segment
+from api.schema.profile_ops import ProfileMutations
 from api.schema.tag_ops import TagMutations, TagQueries
 from api.schema.tags import TagDefinition
 
 Query = merge_types("Query", (CustomerQueries, IdentityQueries, LifecycleQueries, TagQueries))
-Mutation = merge_types("Mutation", (IdentityMutations, ActivityMutations, TagMutations))
+Mutation = merge_types(
+    "Mutation", (IdentityMutations, ActivityMutations, TagMutations, ProfileMutations)
+)
 
 
 def build_schema() -> strawberry.Schema:
