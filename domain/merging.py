@@ -98,8 +98,17 @@ def _values(customer: Customer) -> ProfileValues:
     )
 
 
-async def _ids(session: AsyncSession, column: Any, owner: Any, customer_id: uuid.UUID) -> list[int]:
-    return list((await session.scalars(select(column).where(owner == customer_id))).all())
+async def _move(
+    session: AsyncSession, model: Any, loser_id: uuid.UUID, survivor_id: uuid.UUID, **extra: Any
+) -> list[int]:
+    """Move the loser's rows of `model` to the survivor; the ids moved, for the snapshot."""
+    moved = await session.scalars(
+        update(model)
+        .where(model.customer_id == loser_id)
+        .values(customer_id=survivor_id, **extra)
+        .returning(model.id)
+    )
+    return list(moved.all())
 
 
 async def merge_into(
@@ -114,29 +123,6 @@ async def merge_into(
     assert survivor is not None and loser is not None
     now = utcnow()
     merge_id = uuid.uuid4()
-    snapshot: dict[str, Any] = {
-        "merged": _to_json(Customer, loser, CUSTOMER_COLUMNS),
-        "survivor_before": _to_json(Customer, survivor, SURVIVOR_COLUMNS),
-        "identities": await _ids(session, Identity.id, Identity.customer_id, loser_id),
-        "events": await _ids(session, Event.id, Event.customer_id, loser_id),
-        "orders": await _ids(session, Order.id, Order.customer_id, loser_id),
-        "transitions": await _ids(
-            session, StageTransition.id, StageTransition.customer_id, loser_id
-        ),
-    }
-    snapshot["tags"] = await _merge_tags(session, survivor_id, loser_id)
-    memberships = (
-        await session.execute(
-            select(SegmentMembership.segment_id, SegmentMembership.entered_at).where(
-                SegmentMembership.customer_id == loser_id
-            )
-        )
-    ).all()
-    snapshot["memberships"] = [[str(m.segment_id), m.entered_at.isoformat()] for m in memberships]
-    await session.execute(
-        delete(SegmentMembership).where(SegmentMembership.customer_id == loser_id)
-    )
-
     session.add(
         MergeRecord(
             id=merge_id,
@@ -149,15 +135,23 @@ async def merge_into(
         )
     )
     await session.flush()
-    for model in (Identity, Event, Order):
-        await session.execute(
-            update(model).where(model.customer_id == loser_id).values(customer_id=survivor_id)
-        )
-    await session.execute(
-        update(StageTransition)
-        .where(StageTransition.customer_id == loser_id)
-        .values(customer_id=survivor_id, merge_id=merge_id)
+    snapshot: dict[str, Any] = {
+        "merged": _to_json(Customer, loser, CUSTOMER_COLUMNS),
+        "survivor_before": _to_json(Customer, survivor, SURVIVOR_COLUMNS),
+        "identities": await _move(session, Identity, loser_id, survivor_id),
+        "events": await _move(session, Event, loser_id, survivor_id),
+        "orders": await _move(session, Order, loser_id, survivor_id),
+        "transitions": await _move(
+            session, StageTransition, loser_id, survivor_id, merge_id=merge_id
+        ),
+        "tags": await _merge_tags(session, survivor_id, loser_id),
+    }
+    left = await session.execute(
+        delete(SegmentMembership)
+        .where(SegmentMembership.customer_id == loser_id)
+        .returning(SegmentMembership.segment_id, SegmentMembership.entered_at)
     )
+    snapshot["memberships"] = [[str(m.segment_id), m.entered_at.isoformat()] for m in left]
 
     values = _values(survivor)
     values.absorb(_values(loser))
