@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
-from domain.normalize import normalize
+from domain.normalize import _plain_email, normalize
 
 ACCEPTED = [
     ("email", "alice@example.com", "alice@example.com"),
@@ -62,3 +67,25 @@ def test_normalize_refuses_with_a_code(normalizer: str, raw: str, code: str) -> 
 
 def test_phone_default_region_decides_national_numbers() -> None:
     assert normalize("phone", "(415) 555-2671", region="US") == "+14155552671"
+
+
+_local = st.text(alphabet="abcXYZ09.-_+!'", min_size=1, max_size=70)
+_label = st.text(alphabet="abxn09-", min_size=1, max_size=12)
+_tld = st.sampled_from(["com", "cn", "Test", "local", "io", "x", "COM", "onion", "c0m"])
+
+
+@settings(max_examples=int(os.environ.get("C360_PROPERTY_EXAMPLES", "3000")), deadline=None)
+@given(local=_local, labels=st.lists(_label, min_size=1, max_size=3), tld=_tld)
+def test_email_fast_path_agrees_with_email_validator(
+    local: str, labels: list[str], tld: str
+) -> None:
+    """Whatever the fast path accepts, email-validator accepts with the same normalized value."""
+    address = f"{local}@{'.'.join([*labels, tld])}"
+    fast = _plain_email(address)
+    if fast is None:
+        return
+    try:
+        slow = validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise AssertionError(f"fast path accepted {address!r}: {error}") from None
+    assert fast == slow
