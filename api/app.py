@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,29 +12,54 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy import text
-from strawberry.fastapi import GraphQLRouter
+from starlette.requests import HTTPConnection
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.auth import principal_of
 from api.context import AppState, Context
+from api.graphql_router import KeyedGraphQLRouter
 from api.schema.root import build_schema
 from domain.access import Principal
+from domain.dispatcher import Dispatcher
+from domain.lifecycle_rules import sweep_every
 from domain.settings import Settings
 from store.db import Database
+from store.pubsub import changes_channel, create_broker
 
 log = logging.getLogger("c360.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     state = AppState(
         settings=settings,
         db=Database.from_url(settings.database_url, echo=settings.sql_echo),
-        redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
+        redis=redis,
+        broker=create_broker(redis, changes_channel(settings.database_url)),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = None
+        if settings.dispatcher:
+            dispatcher = asyncio.create_task(
+                Dispatcher(state.db, state.broker, settings).run(), name="c360-dispatcher"
+            )
+        sweeper = None
+        if settings.lifecycle_sweep_interval_seconds > 0:
+            every = settings.lifecycle_sweep_interval_seconds
+            sweeper = asyncio.create_task(sweep_every(state.db, every), name="c360-sweep")
         yield
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        if dispatcher is not None:
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
+        await state.broker.close()
         await state.db.dispose()
         if state.redis is not None:
             await state.redis.aclose()
@@ -40,13 +67,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="customer-360", lifespan=lifespan)
     app.state.c360 = state
 
-    async def context_getter(principal: Principal | None = Depends(principal_of)) -> Context:
-        return Context(state, principal)
+    async def context_getter(
+        connection: HTTPConnection, principal: Principal | None = Depends(principal_of)
+    ) -> AsyncIterator[Context]:
+        context = Context(state, principal, request_scoped=connection.scope["type"] == "http")
+        try:
+            yield context
+        finally:
+            await context.close()
 
-    graphql = GraphQLRouter(
+    graphql = KeyedGraphQLRouter(
         build_schema(),
-        context_getter=context_getter,
+        context_getter=context_getter,  # type: ignore[arg-type]  # FastAPI runs yield dependencies
         graphql_ide="graphiql" if settings.graphiql else None,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
     )
     app.include_router(graphql, prefix="/graphql")
     _add_health(app, state)
@@ -79,19 +113,23 @@ def _add_health(app: FastAPI, state: AppState) -> None:
             except Exception as error:
                 log.warning("readiness: redis unreachable: %s", error)
                 checks["redis"] = "unreachable"
-        ready = "unreachable" not in checks.values()
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", **checks},
-            status_code=200 if ready else 503,
-        )
+        # Without Redis the API still serves (no shared cache, per-process rate limits):
+        # degraded, but ready. Without the database it serves nothing.
+        if checks["database"] != "ok":
+            return JSONResponse({"status": "unavailable", **checks}, status_code=503)
+        status = "degraded" if checks["redis"] == "unreachable" else "ready"
+        return JSONResponse({"status": status, **checks})
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        code = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND"}.get(
-            error.status_code, "HTTP_ERROR"
-        )
+        code = {
+            401: "UNAUTHENTICATED",
+            403: "FORBIDDEN",
+            404: "NOT_FOUND",
+            503: "SERVICE_UNAVAILABLE",
+        }.get(error.status_code, "HTTP_ERROR")
         return JSONResponse(
             {"errors": [{"message": error.detail, "extensions": {"code": code}}]},
             status_code=error.status_code,

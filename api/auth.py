@@ -6,6 +6,7 @@ from fastapi import HTTPException, status
 from starlette.requests import HTTPConnection, Request
 
 from domain.access import Principal, authenticate
+from store.db import is_unavailable
 
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
@@ -27,9 +28,15 @@ def wants_graphiql(request: HTTPConnection) -> bool:
     )
 
 
+def key_comes_later(request: HTTPConnection) -> bool:
+    """A websocket may name its key in connection_init instead (api.graphql_router)."""
+    return request.scope["type"] == "websocket" and "authorization" not in request.headers
+
+
 async def principal_of(request: HTTPConnection) -> Principal | None:
-    """The caller behind a request, or HTTP 401. None only for the IDE page."""
-    if wants_graphiql(request):
+    """The caller behind a request, or HTTP 401. None for the IDE page, and for a websocket
+    that will name its key in connection_init."""
+    if wants_graphiql(request) or key_comes_later(request):
         return None
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
@@ -38,7 +45,14 @@ async def principal_of(request: HTTPConnection) -> Principal | None:
             "missing API key: send `Authorization: Bearer <key>`",
             UNAUTHORIZED,
         )
-    principal = await authenticate(request.app.state.c360.db, token)
+    try:
+        principal = await authenticate(request.app.state.c360.db, token)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the service is unavailable; try again shortly"
+        ) from None
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", UNAUTHORIZED

@@ -2,6 +2,9 @@
 
 - A DomainError in a mutation becomes `errors: [UserError]` in its payload (`user_errors`).
 - A DomainError in a query becomes a GraphQL error with `extensions.code` and `field`.
+- The database being unreachable becomes SERVICE_UNAVAILABLE (HTTP 503): retry later.
+- Parse and validation errors keep their message and get GRAPHQL_PARSE_FAILED /
+  GRAPHQL_VALIDATION_FAILED unless a limit (api.limits) gave them a code.
 - Anything else is a bug: logged with its stack and a request id, answered as INTERNAL_ERROR
   with that id and nothing more (no message, no SQL, no host names).
 """
@@ -10,11 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
+from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from domain.errors import DomainError
+from store.db import is_unavailable
 
 log = logging.getLogger("c360.api")
 
@@ -22,17 +28,37 @@ log = logging.getLogger("c360.api")
 class ErrorShaping(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if not result or not result.errors:
+        self._shape_errors(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each result of a subscription (and anything sent over a websocket) alike."""
+        self._shape_errors(result)
+        yield
+
+    def _shape_errors(self, result: Any) -> None:
+        if not result or not getattr(result, "errors", None):
             return
-        request_id = getattr(self.execution_context.context, "request_id", None)
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", None)
         result.errors = [self._shape(error, request_id) for error in result.errors]
+        response = getattr(context, "response", None)
+        codes = {(error.extensions or {}).get("code") for error in result.errors}
+        if isinstance(response, Response) and "SERVICE_UNAVAILABLE" in codes:
+            response.status_code = 503
 
     @staticmethod
     def _shape(error: GraphQLError, request_id: str | None) -> GraphQLError:
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
-            return error  # a validation or parse error: the message is meant for the client
+            return _coded(error)  # a validation or parse error: the message is meant for the client
+        if is_unavailable(original):
+            log.warning("database unavailable [request %s]: %s", request_id, original)
+            return GraphQLError(
+                "The service is unavailable; try again shortly",
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id},
+            )
         if isinstance(original, DomainError):
             extensions = {"code": original.code}
             if original.field:
@@ -47,3 +73,13 @@ class ErrorShaping(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL_ERROR", "requestId": request_id},
         )
+
+
+def _coded(error: GraphQLError) -> GraphQLError:
+    """Every error carries a code; graphql-core's own parse and validation errors have none."""
+    if (error.extensions or {}).get("code"):
+        return error
+    syntax = isinstance(error, GraphQLSyntaxError)
+    code = "GRAPHQL_PARSE_FAILED" if syntax else "GRAPHQL_VALIDATION_FAILED"
+    error.extensions = {**(error.extensions or {}), "code": code}
+    return error

@@ -8,6 +8,7 @@ from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
+from api.audit import AuditTrail
 from domain.access import Role
 
 
@@ -23,9 +24,30 @@ class RoleIn(BasePermission):
         return principal is not None and principal.role in self.roles
 
 
-def allow(*roles: Role) -> list[FieldExtension]:
-    """`extensions=allow(Role.ADMIN, ...)` on a field: everyone else gets FORBIDDEN."""
-    return [PermissionExtension(permissions=[RoleIn(*roles)], use_directives=False)]
+class ArgumentRoleIn(BasePermission):
+    """An argument (such as setStage's `force`) that, when true, only some roles may pass."""
+
+    message = "your API key's role may not use this argument"
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def __init__(self, argument: str, *roles: Role) -> None:
+        self.argument = argument
+        self.roles = frozenset(roles)
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        if not kwargs.get(self.argument):
+            return True
+        principal = info.context.principal
+        return principal is not None and principal.role in self.roles
+
+
+def allow(*roles: Role, **arguments: tuple[Role, ...]) -> list[FieldExtension]:
+    """`extensions=allow(Role.ADMIN, ...)` on a field: everyone else gets FORBIDDEN; with
+    `force=ADMIN_ONLY`, a true `force` argument also needs one of those roles. On a mutation
+    it also writes the audit trail, refusals included (the last extension is the outermost)."""
+    checks: list[BasePermission] = [RoleIn(*roles)]
+    checks += [ArgumentRoleIn(name, *allowed) for name, allowed in arguments.items()]
+    return [PermissionExtension(permissions=checks, use_directives=False), AuditTrail()]
 
 
 WRITERS_OF_IDENTITY = (Role.ADMIN, Role.INTEGRATION)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import activity, identify
+from bench import activity, changes, fuzz, identify, lifecycle, read, segments
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "identify": identify.main,
     "activity": activity.main,
+    "fuzz": fuzz.main,
+    "changes": changes.main,
+    "read": read.main,
+    "lifecycle": lifecycle.main,
+    "segments": segments.main,
 }
 
 

@@ -78,6 +78,13 @@ def parse_role(value: str) -> Role:
         raise InvalidInput(f"role must be one of {roles}", field=["role"]) from None
 
 
+def parse_key_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput("not an API key id", field=["id"]) from None
+
+
 async def create_api_key(db: Database, name: str, role: Role) -> NewApiKey:
     if not name.strip():
         raise InvalidInput("a key needs a name", field=["name"])

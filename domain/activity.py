@@ -22,9 +22,11 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import metrics
+from domain.erasure import ErasurePolicy
 from domain.errors import DomainError, InvalidInput
 from domain.history import HistoryQuery, newest_first_pages
 from domain.identity import IdentifyInput, resolve_batch
+from domain.lifecycle_rules import apply_rules
 from domain.pagination import Page
 from store.db import Database
 from store.models import Event, Order
@@ -141,12 +143,13 @@ async def _land(
     wanted: Sequence[tuple[int, tuple[str, str], datetime]],
     region: str,
     actor: str | None,
+    erased: ErasurePolicy | None,
 ) -> dict[int, uuid.UUID | DomainError]:
     """The profile each item (index, identity, time) lands on, or why it cannot."""
     inputs = [IdentifyInput([identity], occurred_at=at) for _, identity, at in wanted]
     landed: dict[int, uuid.UUID | DomainError] = {}
     for (index, _, _), result in zip(
-        wanted, await resolve_batch(session, inputs, region, actor), strict=True
+        wanted, await resolve_batch(session, inputs, region, actor, erased), strict=True
     ):
         if result.customer_id is not None:
             landed[index] = result.customer_id
@@ -176,15 +179,15 @@ async def _ingest(
     region: str,
     actor: str | None,
     now: datetime,
+    erased: ErasurePolicy | None,
 ) -> IngestOutcome:
     async def work(session: AsyncSession) -> IngestOutcome:
         refused = [
             row.at(kind.name, i) for i, row in enumerate(checked) if isinstance(row, DomainError)
         ]
         rows = {i: row for i, row in enumerate(checked) if not isinstance(row, DomainError)}
-        landed = await _land(
-            session, [(i, identities[i], row[kind.time]) for i, row in rows.items()], region, actor
-        )
+        wanted = [(i, identities[i], row[kind.time]) for i, row in rows.items()]
+        landed = await _land(session, wanted, region, actor, erased)
         keys = [k for row in rows.values() if (k := kind.key(row)) is not None]
         seen = await kind.existing(session, keys) if keys else set()
         fresh, duplicates = [], 0
@@ -203,6 +206,8 @@ async def _ingest(
             await session.execute(insert(kind.model), fresh)
         touched = sorted({row["customer_id"] for row in fresh})
         await metrics.recompute(session, touched, now)
+        landed_on = {target for target in landed.values() if not isinstance(target, DomainError)}
+        await apply_rules(session, landed_on, now, actor)  # lifecycle: stage after this data
         refused.sort(key=lambda e: int(e.field[1]))
         return IngestOutcome(len(fresh), duplicates, tuple(refused), tuple(touched))
 
@@ -251,10 +256,12 @@ async def track_events(
     region: str,
     actor: str | None,
     now: datetime | None = None,
+    erased: ErasurePolicy | None = None,
 ) -> IngestOutcome:
     now = now or utcnow()
     checked = _checked(_check_event, items, now)
-    return await _ingest(db, EVENTS, [i.identity for i in items], checked, region, actor, now)
+    identities = [i.identity for i in items]
+    return await _ingest(db, EVENTS, identities, checked, region, actor, now, erased)
 
 
 async def record_orders(
@@ -265,10 +272,12 @@ async def record_orders(
     actor: str | None,
     rates: Mapping[str, Decimal],
     now: datetime | None = None,
+    erased: ErasurePolicy | None = None,
 ) -> IngestOutcome:
     now = now or utcnow()
     checked = _checked(_check_order, items, now, rates)
-    return await _ingest(db, ORDERS, [i.identity for i in items], checked, region, actor, now)
+    identities = [i.identity for i in items]
+    return await _ingest(db, ORDERS, identities, checked, region, actor, now, erased)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.models import OutboxEvent
 from store.types import utcnow
 
+# Every kind of change event; webhooks and subscriptions may only ask for these.
+KINDS = frozenset(
+    {
+        "customer.created",
+        "customer.updated",
+        "identity.linked",
+        "customer.merged",
+        "customer.unmerged",
+        "customer.erased",
+        "tag.assigned",
+        "tag.removed",
+        "stage.changed",
+        "segment.entered",
+        "segment.exited",
+        # time-based triggers (domain.triggers)
+        "customer.birthday",
+        "customer.inactive",
+        "cart.abandoned",
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Change:

@@ -6,6 +6,18 @@
     │   ├── codes of identity resolution: UNKNOWN_IDENTITY_TYPE, INVALID_IDENTITY,
     │   │   BLOCKED_IDENTITY, MERGE_CONFLICT, IDENTITY_LIMIT, IDEMPOTENCY_KEY_REUSED,
     │   │   ERASED_IDENTITY, INVALID_MERGE, UNMERGE_NOT_POSSIBLE
+    │   ├── codes of the lifecycle: INVALID_TRANSITION (setStage off the model's edges),
+    │   │   UNKNOWN_STAGE, UNKNOWN_PRESET; configureLifecycle lists every problem at once
+    │   │   (domain.lifecycle_config.ModelRefused.errors), with the condition language's codes and
+    │   │   INVALID_MODEL, UNREACHABLE_STAGE, UNREACHABLE_RULE (no edge into its target),
+    │   │   STAGE_MAPPING_REQUIRED (profiles would be left in a dropped stage)
+    │   ├── codes of the condition language (field: the path of the bad node, e.g.
+    │   │   ["where", "and", 1, "tag"]): UNKNOWN_FIELD, UNKNOWN_TAG, UNKNOWN_STAGE,
+    │   │   UNKNOWN_IDENTITY_TYPE, UNKNOWN_SEGMENT, INVALID_OPERATOR (not valid for the field),
+    │   │   INVALID_VALUE (wrong type, BETWEEN without two values, ...), CONDITION_TOO_DEEP
+    │   │   (over 12 levels), CONDITION_TOO_LARGE (over 200 leaves), SEGMENT_CYCLE
+    │   ├── codes of segments: DUPLICATE_KEY, SEGMENT_IN_USE (delete while a segment, RULE tag
+    │   │   or lifecycle rule refers to it)
     │   └── PAGE_SIZE_EXCEEDED, INVALID_CURSOR, BATCH_TOO_LARGE
     └── Forbidden               FORBIDDEN: the caller's role may not do this
 

@@ -15,23 +15,29 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import Change, record_changes
+from domain.erasure import ErasurePolicy, erased_keys
 from domain.errors import DomainError, InvalidInput
 from domain.identity_types import IdentityTypeSpec, load_identity_types
+from domain.lifecycle_rules import apply_rules
 from domain.merging import lock_profiles, merge_into, profile_states
 from domain.normalize import normalize
 from domain.resolution import Key, ProfileState, Step, WorkingSet
+from domain.segment_refresh import refresh_for_customers
 from domain.traits import COLUMNS, ProfileValues, Traits, parse_traits
 from store.db import Database
 from store.models import Customer, IdempotencyKey, Identity
 from store.sqlfuncs import pair_in
 from store.types import utcnow
 
+# Core tables for the bulk inserts: the ORM's bulk path costs several times more per row.
+CUSTOMERS = cast(Table, Customer.__table__)
+IDENTITIES = cast(Table, Identity.__table__)
 MAX_FUTURE = timedelta(days=1)
 
 
@@ -112,6 +118,19 @@ def _prepare(
             continue
         keys.append((position, Key(type_key, value)))
     return _Prepared(keys, parse_traits(item.traits), item.source, at, warnings)
+
+
+def _refuse_erased(p: _Prepared | DomainError, refused: set[Key]) -> _Prepared | DomainError:
+    if isinstance(p, DomainError):
+        return p
+    for position, key in p.keys:
+        if key in refused:
+            return InvalidInput(
+                "this identity belonged to an erased customer",
+                field=["identities", position, "value"],
+                code="ERASED_IDENTITY",
+            )
+    return p
 
 
 def request_hash(inputs: Sequence[IdentifyInput]) -> str:
@@ -196,9 +215,14 @@ def _result_of(data: dict[str, Any]) -> IdentifyResult:
 
 
 async def identify(
-    db: Database, item: IdentifyInput, *, region: str, actor: str | None
+    db: Database,
+    item: IdentifyInput,
+    *,
+    region: str,
+    actor: str | None,
+    erased: ErasurePolicy | None = None,
 ) -> IdentifyResult:
-    return (await identify_batch(db, [item], region=region, actor=actor))[0]
+    return (await identify_batch(db, [item], region=region, actor=actor, erased=erased))[0]
 
 
 async def identify_batch(
@@ -208,6 +232,7 @@ async def identify_batch(
     region: str,
     actor: str | None,
     idempotency_key: str | None = None,
+    erased: ErasurePolicy | None = None,
 ) -> list[IdentifyResult]:
     """Resolve every input, in order, in one transaction. A replay of a key returns the first
     answer and writes nothing; the same key with other inputs is IDEMPOTENCY_KEY_REUSED."""
@@ -234,7 +259,12 @@ async def identify_batch(
                 )
             )
             await session.flush()
-        results = await resolve_batch(session, inputs, region, actor)
+        results = await resolve_batch(session, inputs, region, actor, erased)
+        # Lifecycle rules for the profiles the batch landed on (ingest runs them itself).
+        landed_on = {r.customer_id for r in results if r.customer_id}
+        await apply_rules(session, landed_on, utcnow(), actor)
+        # Then the materialized segments they may have entered or left (traits, stage, merges).
+        await refresh_for_customers(session, list(landed_on))
         if idempotency_key:
             await session.execute(
                 update(IdempotencyKey)
@@ -247,10 +277,16 @@ async def identify_batch(
 
 
 async def resolve_batch(
-    session: AsyncSession, inputs: Sequence[IdentifyInput], region: str, actor: str | None
+    session: AsyncSession,
+    inputs: Sequence[IdentifyInput],
+    region: str,
+    actor: str | None,
+    erased: ErasurePolicy | None = None,
 ) -> list[IdentifyResult]:
     """Resolve inputs inside the caller's transaction (ingest of events and orders lands its
-    items on profiles this way, creating them when no profile holds the identity)."""
+    items on profiles this way, creating them when no profile holds the identity). With
+    `erased`, an input naming an identity of an erased customer is refused (ERASED_IDENTITY)
+    unless the policy allows re-identification."""
     now = utcnow()
     types = await load_identity_types(session)
     prepared: list[_Prepared | DomainError] = []
@@ -262,6 +298,9 @@ async def resolve_batch(
     all_keys = {key for p in prepared if isinstance(p, _Prepared) for _, key in p.keys}
     await _lock_identities(session, all_keys)
     owners = await _lock_owners(session, all_keys)
+    if erased is not None:
+        refused = await erased_keys(session, all_keys - owners.keys(), erased)
+        prepared = [_refuse_erased(p, refused) for p in prepared]
     existing_ids = list({customer for _, customer in owners.values()})
     states = await profile_states(session, existing_ids)
     profiles = await _load_profiles(session, existing_ids)
@@ -412,7 +451,7 @@ async def _write_profiles(
     ]
     updates = [r for r in rows if r["id"] not in new]
     if inserts:
-        await session.execute(insert(Customer), inserts)
+        await session.execute(insert(CUSTOMERS), inserts)
     if updates:
         await session.execute(update(Customer), updates)
 
@@ -444,7 +483,7 @@ async def _write_identities(
                 row["last_seen_at"] = max(row["last_seen_at"], p.at)
                 row["first_seen_at"] = min(row["first_seen_at"], p.at)
     if new_rows:
-        await session.execute(insert(Identity), list(new_rows.values()))
+        await session.execute(insert(IDENTITIES), list(new_rows.values()))
     if seen:
         await session.execute(
             update(Identity), [{"id": i, "last_seen_at": t} for i, t in seen.items()]

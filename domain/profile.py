@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -19,16 +19,16 @@ from typing import Any
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.condition_sql import CustomerFilter
 from domain.errors import InvalidInput
 from domain.identity_types import load_identity_types
 from domain.normalize import normalize
 from domain.pagination import Page, PageRequest, SortKey, apply_keyset, build_page
 from store.db import Database
 from store.models import Customer, CustomerMetrics, Identity, MergeRecord
-from store.types import UTCDateTime
+from store.models.customers import sort_value
 
 MAX_MERGE_HOPS = 64
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,17 @@ async def resolve_live_id(session: AsyncSession, customer_id: uuid.UUID) -> uuid
     raise RuntimeError(f"merge chain from {customer_id} longer than {MAX_MERGE_HOPS}")
 
 
+async def merged_family(session: AsyncSession, live_id: uuid.UUID) -> list[uuid.UUID]:
+    """A live profile and every profile merged into it, directly or through others: one
+    person's rows, for erasure and export. Merges form a tree, so this ends."""
+    found, frontier = [live_id], [live_id]
+    while frontier:
+        statement = select(Customer.id).where(Customer.merged_into_id.in_(frontier))
+        frontier = list((await session.scalars(statement)).all())
+        found += frontier
+    return found
+
+
 async def get_customer(db: Database, customer_id: uuid.UUID) -> CustomerRecord | None:
     """A profile by id; a merged-away id answers with its survivor."""
     async with db.read() as session:
@@ -170,12 +181,10 @@ def _sort_keys(order: Sequence[Sort]) -> list[SortKey]:
             expression = func.coalesce(CustomerMetrics.total_spent, literal(Decimal(0)))
             parse: Any = Decimal
         elif sort.field is SortField.DISPLAY_NAME:
-            expression, parse = func.coalesce(Customer.display_name, ""), str
+            expression, parse = sort_value(Customer.display_name), str
         else:
             column = getattr(Customer, sort.field.value)
-            expression = column
-            if column.nullable:
-                expression = func.coalesce(column, literal(EPOCH, UTCDateTime()))
+            expression = sort_value(column) if column.nullable else column
             parse = as_datetime
         keys.append(SortKey(expression, sort.descending, parse))
     tiebreak_descending = bool(order) and order[-1].descending
@@ -183,18 +192,20 @@ def _sort_keys(order: Sequence[Sort]) -> list[SortKey]:
     return keys
 
 
-def _live_customers(order: Sequence[Sort]) -> Select[Any]:
+def _live_customers(order: Sequence[Sort], where: CustomerFilter | None) -> Select[Any]:
     statement = customer_select().where(Customer.status == "ACTIVE")
-    if any(sort.field is SortField.TOTAL_SPENT for sort in order):
+    by_spend = any(sort.field is SortField.TOTAL_SPENT for sort in order)
+    if by_spend:
         statement = statement.outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Customer.id)
-    return statement
+    return where.apply(statement, metrics_joined=by_spend) if where else statement
 
 
 async def list_customers(
-    db: Database, order: Sequence[Sort], page: PageRequest
+    db: Database, order: Sequence[Sort], page: PageRequest, where: CustomerFilter | None = None
 ) -> Page[CustomerRecord]:
+    """A page of live profiles, restricted to a compiled condition when `where` is given."""
     keys = _sort_keys(order)
-    statement = apply_keyset(_live_customers(order), keys, page)
+    statement = apply_keyset(_live_customers(order, where), keys, page)
     statement = statement.add_columns(*(key.expression for key in keys))
     width = len(CustomerRecord.__slots__)
     async with db.read() as session:
@@ -208,9 +219,11 @@ async def list_customers(
     )
 
 
-async def count_customers(db: Database) -> int:
+async def count_customers(db: Database, where: CustomerFilter | None = None) -> int:
+    statement = select(func.count()).select_from(Customer).where(Customer.status == "ACTIVE")
+    if where is not None:
+        statement = where.apply(statement)
     async with db.read() as session:
-        statement = select(func.count()).select_from(Customer).where(Customer.status == "ACTIVE")
         return int((await session.execute(statement)).scalar_one())
 
 

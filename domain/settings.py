@@ -7,6 +7,7 @@ Nothing here reads the environment at import time; `Settings()` does, when an en
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,4 +37,44 @@ class Settings(BaseSettings):
     batch_size_max: int = 1000
     graphiql: bool = True
     sql_echo: bool = False
-    erased_reidentify: str = "refuse"
+    erased_reidentify: Literal["refuse", "allow"] = "refuse"
+    erasure_salt: str = Field(
+        default="",
+        description="Secret key of the hashes kept of erased identities; set it in production "
+        "and never change it (a new salt stops recognizing identities erased before).",
+    )
+    # Access limits (api/limits.py): checked before any resolver runs.
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 4000
+    max_cost: int = Field(
+        default=50_000, description="Static cost of one operation (lists cost their page size)."
+    )
+    cost_budget_per_minute: int = Field(
+        default=500_000, description="Cost one API key may spend per minute (a token bucket)."
+    )
+    introspection: bool = True
+    # Change events (domain/dispatch.py, domain/webhooks.py, domain/triggers.py).
+    dispatcher: bool = Field(
+        default=True, description="Run the change dispatcher inside `serve` (in every worker)."
+    )
+    dispatch_interval_seconds: float = 0.1
+    dispatch_batch_size: int = 500
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = Field(
+        default=16, description="Requests in flight per dispatcher, to all webhooks together."
+    )
+    webhook_max_attempts: int = 10
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    trigger_interval_seconds: float = 300.0
+    trigger_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Birthdays fall on this zone's date unless a customer's locale names one.",
+    )
+    inactive_days: int = 90
+    cart_abandoned_hours: int = 24
+    # Lifecycle (domain/lifecycle_rules.py): every rule over all profiles; 0 turns it off.
+    lifecycle_sweep_interval_seconds: float = Field(
+        default=3600.0, description="How often `serve` sweeps the lifecycle rules (each worker)."
+    )

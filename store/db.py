@@ -11,12 +11,15 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -85,6 +88,15 @@ def is_retryable(error: DBAPIError) -> bool:
     return isinstance(error, OperationalError) and "database is locked" in str(orig)
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached (refused, reset, timed out, pool exhausted), as opposed
+    to a bug or a bad statement: the caller may retry later, and the pool reconnects by itself
+    (pre-ping on PostgreSQL) once the database is back."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated)
+    return isinstance(error, OSError | TimeoutError | PoolTimeout)
+
+
 class Database:
     """The engine plus the two kinds of session the domain asks for."""
 
@@ -125,5 +137,70 @@ class Database:
                 await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
         raise AssertionError("unreachable")
 
+    def request_scope(self) -> Database:
+        """A handle for one request: its reads share one connection on PostgreSQL
+        (RequestReads); elsewhere, this database itself."""
+        return RequestReads(self) if self.dialect == "postgresql" else self
+
+    async def close(self) -> None:
+        """Give back what a request-scoped handle holds; nothing for the database itself."""
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_holder: ContextVar[Database | None] = ContextVar("c360_request_reads", default=None)
+
+
+class RequestReads(Database):
+    """The reads of one request on one pooled connection, in autocommit, one session at a
+    time; writes go through the pool as usual.
+
+    A page of profiles reads a dozen small batches (one per DataLoader); on sessions of
+    their own, each would pay a checkout with its liveness ping (BEGIN, `;`, ROLLBACK), then
+    BEGIN and COMMIT: five round trips around one SELECT. Here the connection is checked out
+    once, at the first read, and given back by `close()` when the request ends. Autocommit
+    changes nothing a read sees: under READ COMMITTED, PostgreSQL's default, every statement
+    takes its own snapshot inside a transaction or not. A read opened while the same request
+    (task, or a task it started) holds the connection gets a pooled session of its own
+    instead of waiting for itself."""
+
+    def __init__(self, base: Database) -> None:
+        self.engine, self.dialect = base.engine, base.dialect
+        self._reads, self._writes = base._reads, base._writes
+        self._base = base
+        self._lock = asyncio.Lock()
+        self._connection: AsyncConnection | None = None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        if _holder.get() is self:
+            async with self._base.read() as session:
+                yield session
+            return
+        async with self._lock:
+            token = _holder.set(self)
+            try:
+                if self._connection is None:
+                    connection = await self.engine.connect()
+                    self._connection = await connection.execution_options(
+                        isolation_level="AUTOCOMMIT"
+                    )
+                async with AsyncSession(bind=self._connection, expire_on_commit=False) as session:
+                    yield session
+            finally:
+                _holder.reset(token)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """Give the read connection back before taking a write one: requests that hold a
+        connection while waiting for another would, under load, starve the pool between them."""
+        async with self._lock:
+            await self.close()
+        async with self._base.write() as session:
+            yield session
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()

@@ -6,7 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, bindparam, cast, extract, func, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    bindparam,
+    cast,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from store.types import UTCDateTime
@@ -38,3 +51,33 @@ def pair_in(
     right = bindparam(None, [p[1] for p in pairs], type_=ARRAY(String()))
     rows = func.unnest(left, right).table_valued("a", "b").render_derived()
     return tuple_(first, second).in_(select(rows.c.a, rows.c.b))
+
+
+def days_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
+    """Fractional days from `start` to `end`, both expressions (NULL when either is)."""
+    if dialect == "postgresql":
+        return cast(extract("epoch", end - start), Float) / 86400.0
+    return func.julianday(end) - func.julianday(start)
+
+
+def json_object(dialect: str, **members: Any) -> ColumnElement[Any]:
+    """A JSON object built in SQL from expressions, for rows written by INSERT ... SELECT."""
+    arguments = [part for key, value in members.items() for part in (literal(key), value)]
+    if dialect == "postgresql":
+        return func.jsonb_build_object(*arguments)
+    return func.json_object(*arguments)
+
+
+def medians(dialect: str, source: Any, group: str, value: str) -> Select[Any]:
+    """(group, median of value) per group of the subquery `source`; the median of an even
+    count is the mean of its two middle values. PostgreSQL has the aggregate; SQLite ranks the
+    values with window functions and averages the middle one or two."""
+    key, number = source.c[group], source.c[value]
+    if dialect == "postgresql":
+        return select(key, func.percentile_cont(0.5).within_group(number)).group_by(key)
+    place = func.row_number().over(partition_by=key, order_by=number).label("place")
+    size = func.count().over(partition_by=key).label("size")
+    ranked = select(key.label("key"), number.label("value"), place, size).subquery()
+    r = ranked.c
+    middle = or_(r.place == (r.size + 1) // 2, r.place == (r.size + 2) // 2)
+    return select(r.key, func.avg(r.value)).where(middle).group_by(r.key)

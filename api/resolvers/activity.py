@@ -34,7 +34,11 @@ async def track_events(context: Context, events: list[EventInput]) -> TrackEvent
         for e in events
     ]
     outcome = await activity.track_events(
-        context.db, items, region=context.settings.default_phone_region, actor=context.actor
+        context.db,
+        items,
+        region=context.settings.default_phone_region,
+        actor=context.actor,
+        erased=context.erasure,
     )
     return TrackEventsPayload(
         accepted=outcome.accepted,
@@ -65,6 +69,7 @@ async def record_orders(context: Context, orders: list[OrderInput]) -> RecordOrd
         region=settings.default_phone_region,
         actor=context.actor,
         rates=settings.currency_rates,
+        erased=context.erasure,
     )
     return RecordOrdersPayload(
         accepted=outcome.accepted,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 from api.context import Context
 from api.ids import from_global_id, parse_uuid_id
 from api.schema.common import PageInfo
+from api.schema.conditions import ConditionInput, condition_dict
 from api.schema.customers import (
     Customer,
     CustomerConnection,
@@ -17,9 +18,10 @@ from api.schema.customers import (
     SortDirection,
 )
 from api.schema.identities import IdentityInput
-from domain import profile
+from api.schema.segments import Segment
+from domain import profile, segments
 from domain.errors import InvalidInput
-from domain.pagination import PageRequest
+from domain.pagination import Page, PageRequest
 
 
 async def customer(
@@ -37,13 +39,16 @@ async def customer(
     return Customer.of(record) if record else None
 
 
-async def node(context: Context, id: str) -> Customer | MergeRecord | None:
+async def node(context: Context, id: str) -> Customer | MergeRecord | Segment | None:
     type_name, _ = from_global_id(id)
     if type_name == "Customer":
         return await customer(context, id, None)
     if type_name == "MergeRecord":
         merge = await profile.get_merge(context.db, parse_uuid_id(id, "MergeRecord"))
         return MergeRecord.of(merge) if merge else None
+    if type_name == "Segment":
+        record = await segments.get_segment(context.db, segment_id=parse_uuid_id(id, "Segment"))
+        return Segment.of(record) if record else None
     return None
 
 
@@ -60,15 +65,29 @@ async def customers(
     context: Context,
     order_by: Sequence[CustomerOrder] | None,
     page: PageRequest,
+    where: ConditionInput | None = None,
+    segment: str | None = None,
 ) -> CustomerConnection:
     settings = context.settings
     page = page.validated(settings.page_size_default, settings.page_size_max)
-    result = await profile.list_customers(context.db, sort_of(order_by), page)
+    matches = await segments.customer_filter(
+        context.db,
+        condition_dict(where) if where else None,
+        parse_uuid_id(segment, "Segment", "segment") if segment else None,
+    )
+    result = await profile.list_customers(context.db, sort_of(order_by), page, matches)
+    return customer_connection(result, partial(profile.count_customers, context.db, matches))
+
+
+def customer_connection(
+    result: Page[profile.CustomerRecord], count: Callable[[], Awaitable[int]]
+) -> CustomerConnection:
+    """A page of profiles as a connection; `count` runs only if totalCount is asked for."""
     return CustomerConnection(
         edges=[
             CustomerEdge(node=Customer.of(record), cursor=cursor)
             for record, cursor in zip(result.items, result.cursors, strict=True)
         ],
         page_info=PageInfo.of(result),  # type: ignore[arg-type]
-        count=partial(profile.count_customers, context.db),
+        count=count,
     )

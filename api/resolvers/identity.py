@@ -58,6 +58,7 @@ async def identify_one(context: Context, item: IdentifyInput) -> IdentifyPayload
         _domain_input(item),
         region=context.settings.default_phone_region,
         actor=context.actor,
+        erased=context.erasure,
     )
     customers, merges = await _outcomes(context, [result])
     return IdentifyPayload(
@@ -84,6 +85,7 @@ async def identify_many(
             region=context.settings.default_phone_region,
             actor=context.actor,
             idempotency_key=idempotency_key,
+            erased=context.erasure,
         )
     except DomainError as error:
         return IdentifyBatchPayload(results=[], errors=[UserError.of(error)])

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from domain import activity, lifecycle, metrics, profile, segments, tags
+from domain import activity, lifecycle, metrics, privacy, profile, segments, tags
 from domain.history import HistoryQuery
 from domain.pagination import Page
 from store.db import Database
@@ -86,6 +86,10 @@ class Loaders:
         return _paged(tags.history_pages, self.db)
 
     @cached_property
+    def merge_records(self) -> DataLoader[uuid.UUID, profile.MergeView | None]:
+        return _single(profile.merges_by_id, self.db)
+
+    @cached_property
     def stage_history(self) -> DataLoader[uuid.UUID, list[lifecycle.TransitionRecord]]:
         return _grouped(lifecycle.history_of, self.db)
 
@@ -106,6 +110,10 @@ class Loaders:
         return _paged(activity.order_pages, self.db)
 
     @cached_property
+    def segment_member_counts(self) -> DataLoader[uuid.UUID, int | None]:
+        return _single(segments.member_counts, self.db)
+
+    @cached_property
     def customers(self) -> DataLoader[uuid.UUID, profile.CustomerRecord | None]:
         return _single(profile.customers_by_id, self.db)
 
@@ -120,3 +128,15 @@ class Loaders:
     async def lifecycle_model(self) -> lifecycle.LifecycleModelRecord:
         """The model is small and read by many fields of a page: once per request."""
         return await self._model.load(None)
+
+    @cached_property
+    def _pii_identity_types(self) -> DataLoader[None, frozenset[str]]:
+        async def load(keys: list[None]) -> list[frozenset[str]]:
+            found = await privacy.pii_identity_types(self.db)
+            return [found for _ in keys]
+
+        return DataLoader(load_fn=load)
+
+    async def pii_identity_types(self) -> frozenset[str]:
+        """Masking asks for every profile of a page: read once per request."""
+        return await self._pii_identity_types.load(None)

@@ -6,8 +6,10 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import Context
+from api.pii import no_pii_inference
 from api.resolvers import customers as customer_resolvers
 from api.schema.common import Node
+from api.schema.conditions import ConditionInput
 from api.schema.customers import Customer, CustomerConnection, CustomerOrder
 from api.schema.identities import IdentityInput
 from domain.pagination import PageRequest
@@ -21,7 +23,8 @@ class CustomerQueries:
 
     @strawberry.field(
         description="By global id (a merged-away id answers with the surviving profile) "
-        "or by any identity."
+        "or by any identity.",
+        extensions=no_pii_inference(),
     )
     async def customer(
         self,
@@ -32,11 +35,14 @@ class CustomerQueries:
         return await customer_resolvers.customer(info.context, id, identity)
 
     @strawberry.field(
-        description="Filtered with the same condition language as segments; page size at most 200."
+        description="Filtered with the same condition language as segments; page size at most 200.",
+        extensions=no_pii_inference(),
     )
     async def customers(
         self,
         info: Info[Context, None],
+        where: ConditionInput | None = None,
+        segment: strawberry.ID | None = None,
         order_by: list[CustomerOrder] | None = None,
         first: int | None = None,
         after: str | None = None,
@@ -44,4 +50,4 @@ class CustomerQueries:
         before: str | None = None,
     ) -> CustomerConnection:
         page = PageRequest(first=first, after=after, last=last, before=before)
-        return await customer_resolvers.customers(info.context, order_by, page)
+        return await customer_resolvers.customers(info.context, order_by, page, where, segment)

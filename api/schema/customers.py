@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
+from api.pii import pii, pii_identities
 from api.schema.activity import EventConnection, OrderConnection
 from api.schema.common import Node, PageInfo
 from api.schema.lifecycle import LifecycleStage, StageTransition
@@ -70,13 +71,13 @@ def page_size(context: Context, first: int | None) -> int:
 class Customer(Node):
     id: strawberry.ID
     status: CustomerStatus
-    display_name: str | None
-    first_name: str | None
-    last_name: str | None
-    email: str | None
-    phone: str | None
+    display_name: str | None = strawberry.field(extensions=pii())
+    first_name: str | None = strawberry.field(extensions=pii())
+    last_name: str | None = strawberry.field(extensions=pii())
+    email: str | None = strawberry.field(extensions=pii())
+    phone: str | None = strawberry.field(extensions=pii())
     gender: str | None
-    birthday: date | None
+    birthday: date | None = strawberry.field(extensions=pii())
     locale: str | None
     country: str | None
     region: str | None
@@ -116,7 +117,7 @@ class Customer(Node):
             stage_entered_at=record.stage_entered_at,
         )
 
-    @strawberry.field
+    @strawberry.field(extensions=pii_identities())
     async def identities(
         self, info: Info[Context, None], type: str | None = None
     ) -> list[Identity]:

@@ -1,13 +1,21 @@
-"""The lifecycle model and stage transitions."""
+"""The lifecycle model, stage transitions and the funnel report."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
+from api.context import Context
+from domain.funnel import FunnelStageRecord, Kpi
 from domain.lifecycle import LifecycleModelRecord, StageRecord, TransitionRecord
+
+if TYPE_CHECKING:
+    from api.schema.customers import MergeRecord
 
 
 @strawberry.type
@@ -75,6 +83,11 @@ class StageTransition:
     at: datetime
     reason: str | None
     actor: str | None
+    rule: str | None = strawberry.field(
+        description="The key of the rule that made this move; null when a person or a "
+        "reconfiguration made it, or for a new profile's entry."
+    )
+    merge_uuid: strawberry.Private[uuid.UUID | None]
 
     @classmethod
     def of(cls, record: TransitionRecord, model: LifecycleModelRecord) -> StageTransition:
@@ -84,4 +97,58 @@ class StageTransition:
             at=record.at,
             reason=record.reason,
             actor=record.actor,
+            rule=record.rule_key,
+            merge_uuid=record.merge_id,
         )
+
+    @strawberry.field(
+        description="The merge that brought this transition from a merged-away profile; "
+        "null for the profile's own."
+    )
+    async def merge(
+        self, info: Info[Context, None]
+    ) -> Annotated[MergeRecord, strawberry.lazy("api.schema.customers")] | None:
+        # Imported here: customers.py imports this module for Customer.stageHistory.
+        from api.schema.customers import MergeRecord
+
+        if self.merge_uuid is None:
+            return None
+        view = await info.context.loaders.merge_records.load(self.merge_uuid)
+        return MergeRecord.of(view) if view else None
+
+
+@strawberry.type(description="One of a stage's key indicators (seed 000) over the window.")
+class StageKpi:
+    key: str
+    label: str
+    value: float | None
+
+    @classmethod
+    def of(cls, record: Kpi) -> StageKpi:
+        return cls(key=record.key, label=record.label, value=record.value)
+
+
+@strawberry.type
+class FunnelStage:
+    stage: LifecycleStage
+    current: int
+    entered: int
+    conversion_to_next: float | None
+    median_days_in_stage: float | None
+    kpis: list[StageKpi]
+
+    @classmethod
+    def of(cls, record: FunnelStageRecord) -> FunnelStage:
+        return cls(
+            stage=LifecycleStage.of(record.stage),
+            current=record.current,
+            entered=record.entered,
+            conversion_to_next=record.conversion_to_next,
+            median_days_in_stage=record.median_days_in_stage,
+            kpis=[StageKpi.of(kpi) for kpi in record.kpis],
+        )
+
+
+@strawberry.type
+class FunnelReport:
+    stages: list[FunnelStage]

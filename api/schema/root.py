@@ -10,30 +10,60 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
 from api.errors import ErrorShaping
+from api.execution import FastLeafExecutionContext
+from api.limits import Limits
+from api.schema.access_ops import AccessMutations, AccessQueries
 from api.schema.activity_ops import ActivityMutations
+from api.schema.change_ops import ChangeMutations, ChangeQueries, ChangeSubscriptions
 from api.schema.customer_ops import CustomerQueries
 from api.schema.customers import Customer, MergeRecord
 from api.schema.identity_ops import IdentityMutations, IdentityQueries
-from api.schema.lifecycle_ops import LifecycleQueries
-from api.schema.segments import Segment
+from api.schema.lifecycle_ops import LifecycleMutations, LifecycleQueries
 from api.schema.profile_ops import ProfileMutations
+from api.schema.segment_ops import SegmentMutations, SegmentQueries
+from api.schema.segments import Segment
 from api.schema.tag_ops import TagMutations, TagQueries
 from api.schema.tags import TagDefinition
 
-Query = merge_types("Query", (CustomerQueries, IdentityQueries, LifecycleQueries, TagQueries))
-Mutation = merge_types(
-    "Mutation", (IdentityMutations, ActivityMutations, TagMutations, ProfileMutations)
+Query = merge_types(
+    "Query",
+    (
+        CustomerQueries,
+        IdentityQueries,
+        LifecycleQueries,
+        TagQueries,
+        ChangeQueries,
+        SegmentQueries,
+        AccessQueries,
+    ),
 )
+Mutation = merge_types(
+    "Mutation",
+    (
+        IdentityMutations,
+        ActivityMutations,
+        TagMutations,
+        ChangeMutations,
+        SegmentMutations,
+        ProfileMutations,
+        LifecycleMutations,
+        AccessMutations,
+    ),
+)
+Subscription = merge_types("Subscription", (ChangeSubscriptions,))
 
 
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Customer, MergeRecord, TagDefinition, Segment],
+        execution_context_class=FastLeafExecutionContext,
         # Clients send the same few documents again and again: parse and validate each once.
         extensions=[
             ErrorShaping,
+            Limits,  # before ValidationCache: hostile documents never reach full validation
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],

@@ -1,6 +1,6 @@
 """Every table of the service; importing this module registers them all on `Base.metadata`."""
 
-from store.models.access import ApiKey, AuditEntry, OutboxEvent
+from store.models.access import ApiKey, AuditCustomer, AuditEntry, OutboxEvent
 from store.models.activity import CustomerMetrics, Event, Order
 from store.models.base import Base
 from store.models.customers import Customer, MergeRecord
@@ -8,9 +8,11 @@ from store.models.identities import ErasedIdentity, IdempotencyKey, Identity, Id
 from store.models.lifecycle import LifecycleEdge, LifecycleRule, LifecycleStage, StageTransition
 from store.models.segments import Segment, SegmentMembership, SegmentMembershipHistory
 from store.models.tags import TagAssignment, TagDefinition, TagHistory
+from store.models.webhooks import TriggerFiring, Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
+    "AuditCustomer",
     "AuditEntry",
     "Base",
     "Customer",
@@ -33,4 +35,7 @@ __all__ = [
     "TagAssignment",
     "TagDefinition",
     "TagHistory",
+    "TriggerFiring",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Uuid
+from sqlalchemy import ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId
@@ -37,6 +37,17 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditCustomer(Base):
+    """A customer an audited operation touched: what `auditLog(customer:)` reads by index."""
+
+    __tablename__ = "audit_customers"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("audit_log.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class OutboxEvent(Base):

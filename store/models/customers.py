@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ColumnElement, Date, ForeignKey, Index, Integer, String, Text, Uuid, func
+from sqlalchemy import literal as sql_literal
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 
 from store.models.base import Base
 from store.types import JsonType, UTCDateTime, utcnow
@@ -47,6 +48,31 @@ class Customer(Base):
         Index("ix_customers_status_display_name", "status", "display_name", "id"),
         Index("ix_customers_status_stage_entered_at", "status", "stage_entered_at", "id"),
         Index("ix_customers_stage", "stage", "stage_entered_at"),
+    )
+
+
+# What a missing value sorts as: before every real time, or before every real name.
+SORT_FLOORS: dict[str, Any] = {
+    "last_seen_at": datetime(1970, 1, 1, tzinfo=UTC),
+    "stage_entered_at": datetime(1970, 1, 1, tzinfo=UTC),
+    "display_name": "",
+}
+
+
+def sort_value(column: InstrumentedAttribute[Any]) -> ColumnElement[Any]:
+    """A nullable column as customer lists sort it: `coalesce(column, floor)`, the floor
+    written into the SQL rather than bound, so that the index below matches the query (an
+    index expression never matches a bound parameter in a generic plan)."""
+    floor = sql_literal(SORT_FLOORS[column.key], column.type, literal_execute=True)
+    return func.coalesce(column, floor)
+
+
+for _name in SORT_FLOORS:
+    Index(
+        f"ix_customers_status_{_name}_sort",
+        Customer.status,
+        sort_value(getattr(Customer, _name)),
+        Customer.id,
     )
 
 

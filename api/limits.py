@@ -1,0 +1,156 @@
+"""Limits on what one request may ask, enforced before any resolver runs.
+
+Hostile documents (deep nesting, alias or fragment amplification, huge pages or batches, token
+floods) are refused while the document is parsed and measured, so they never reach the
+database: the only statement such a request costs is the API-key lookup that precedes GraphQL.
+
+    QUERY_TOO_LARGE         more tokens than `max_tokens` (the parser stops counting there)
+    QUERY_TOO_DEEP          fields nested deeper than `max_depth`, fragments expanded
+    TOO_MANY_ALIASES        more than `max_aliases`, counted at every fragment spread
+    PAGE_SIZE_EXCEEDED      a `first`/`last` above `page_size_max`
+    BATCH_TOO_LARGE         a list argument (or list inside one) above `batch_size_max`
+    QUERY_TOO_COSTLY        static cost (api.query_measure) above `max_cost`
+    RATE_LIMITED            the key's per-minute cost budget is spent: HTTP 429, Retry-After
+    INTROSPECTION_DISABLED  `__schema` / `__type` while `introspection` is off
+    INVALID_INPUT           text holding U+0000, which PostgreSQL cannot store
+
+The measure runs before graphql-core's own validation, whose rules are not all linear in the
+document's size. Settings come from the request's context, so one Schema serves any app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import reduce
+from typing import Any
+
+from graphql import (
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    Lexer,
+    OperationDefinitionNode,
+    Source,
+    TokenKind,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.responses import Response
+from strawberry.extensions import SchemaExtension
+
+from api.query_measure import Measure, measure
+from domain.settings import Settings
+
+
+class NoIntrospection(NoSchemaIntrospectionCustomRule):
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {"code": "INTROSPECTION_DISABLED"}
+        super().report_error(error)
+
+
+def refusal(code: str, message: str, **extensions: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+class Limits(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        settings: Settings = self.execution_context.context.settings
+        if not settings.introspection:
+            self.execution_context.validation_rules = (
+                *self.execution_context.validation_rules,
+                NoIntrospection,
+            )
+        yield
+
+    def on_parse(self) -> Iterator[None]:
+        """Counted ahead of the parser, which is never handed a flood (graphql-core's own
+        `max_tokens` stop raises an uncoded syntax error past every hook under ParserCache)."""
+        query = self.execution_context.query
+        limit = self.execution_context.context.settings.max_tokens
+        if query and _more_tokens_than(query, limit):
+            raise refusal("QUERY_TOO_LARGE", f"the document has more than {limit} tokens")
+        yield
+
+    async def on_validate(self) -> Any:  # an async generator: strawberry awaits async hooks
+        context = self.execution_context.context
+        found = self._measure(context.settings)
+        if found is not None:
+            _check(found, context.settings)
+            await _spend(context, max(1, found.cost))
+        yield
+
+    def _measure(self, settings: Settings) -> Measure | None:
+        document = self.execution_context.graphql_document
+        if document is None:
+            return None
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        wanted = self.execution_context.operation_name
+        chosen = [o for o in operations if o.name and o.name.value == wanted] or operations
+        measures = [
+            measure(
+                self.execution_context.schema._schema,
+                operation,
+                fragments,
+                self.execution_context.variables or {},
+                settings.page_size_default,
+            )
+            for operation in chosen
+        ]
+        return reduce(Measure.worst, measures) if measures else None
+
+
+def _more_tokens_than(query: str, limit: int) -> bool:
+    """Whether `query` has more than `limit` tokens; reads no further than that."""
+    lexer = Lexer(Source(query))
+    try:
+        for _ in range(limit + 1):
+            if lexer.advance().kind is TokenKind.EOF:
+                return False
+    except GraphQLSyntaxError:
+        return False  # the parser reports it
+    return True
+
+
+def _check(found: Measure, settings: Settings) -> None:
+    if found.depth > settings.max_depth:
+        raise refusal(
+            "QUERY_TOO_DEEP", f"the query nests {found.depth} deep; at most {settings.max_depth}"
+        )
+    if found.aliases > settings.max_aliases:
+        raise refusal(
+            "TOO_MANY_ALIASES", f"{found.aliases} aliases; at most {settings.max_aliases}"
+        )
+    if found.largest_page > settings.page_size_max:
+        raise refusal(
+            "PAGE_SIZE_EXCEEDED",
+            f"a page of {found.largest_page}; a page holds at most {settings.page_size_max}",
+        )
+    if found.largest_list > settings.batch_size_max:
+        raise refusal(
+            "BATCH_TOO_LARGE",
+            f"a list of {found.largest_list}; a batch holds at most {settings.batch_size_max}",
+        )
+    if found.nul_in_text:
+        raise refusal("INVALID_INPUT", "text may not contain the character U+0000")
+    if found.cost > settings.max_cost:
+        raise refusal(
+            "QUERY_TOO_COSTLY",
+            f"the query costs {found.cost}; at most {settings.max_cost}",
+            cost=found.cost,
+        )
+
+
+async def _spend(context: Any, cost: int) -> None:
+    """Take `cost` from the caller's budget, or refuse with 429 and when to come back."""
+    if context.principal is None:
+        return
+    wait = await context.state.limiter.take(str(context.principal.key_id), cost)
+    if not wait:
+        return
+    response = getattr(context, "response", None)
+    if isinstance(response, Response):  # a websocket has no HTTP response to set
+        response.status_code = 429
+        response.headers["Retry-After"] = str(wait)
+    raise refusal("RATE_LIMITED", "this key's query budget is spent", retryAfter=wait, cost=cost)

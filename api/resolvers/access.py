@@ -1,0 +1,71 @@
+"""Resolvers of access administration: API keys, the audit log, erasure and export.
+
+Refusals of mutations are answered as `errors` in their payload (nothing is written then).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from api.context import Context
+from api.ids import parse_uuid_id, to_global_id
+from api.schema.access import (
+    ApiKey,
+    ApiKeyPayload,
+    AuditEntryConnection,
+    CreateApiKeyPayload,
+    ErasePayload,
+)
+from api.schema.common import UserError
+from domain import access, audit, erasure, export
+from domain.errors import DomainError
+from domain.pagination import PageRequest
+
+
+async def api_keys(context: Context) -> list[ApiKey]:
+    return [ApiKey.of(record) for record in await access.list_api_keys(context.db)]
+
+
+async def create_api_key(context: Context, name: str, role: access.Role) -> CreateApiKeyPayload:
+    try:
+        new = await access.create_api_key(context.db, name, role)
+    except DomainError as error:
+        return CreateApiKeyPayload(key=None, secret=None, errors=[UserError.of(error)])
+    return CreateApiKeyPayload(key=ApiKey.of(new.record), secret=new.secret, errors=[])
+
+
+async def revoke_api_key(context: Context, id: str) -> ApiKeyPayload:
+    try:
+        record = await access.revoke_api_key(context.db, parse_uuid_id(id, "ApiKey"))
+    except DomainError as error:
+        return ApiKeyPayload(key=None, errors=[UserError.of(error)])
+    return ApiKeyPayload(key=ApiKey.of(record), errors=[])
+
+
+async def audit_log(
+    context: Context, page: PageRequest, customer: str | None, actor: str | None
+) -> AuditEntryConnection:
+    settings = context.settings
+    page = page.validated(settings.page_size_default, settings.page_size_max)
+    customer_id = parse_uuid_id(customer, "Customer", "customer") if customer else None
+    found = await audit.audit_page(context.db, page, customer=customer_id, actor=actor)
+    return AuditEntryConnection.of(found)
+
+
+async def erase_customer(context: Context, id: str) -> ErasePayload:
+    try:
+        erased = await erasure.erase_customer(
+            context.db,
+            parse_uuid_id(id, "Customer"),
+            context.actor,
+            context.settings.erasure_salt,
+        )
+    except DomainError as error:
+        return ErasePayload(erased_id=None, errors=[UserError.of(error)])
+    return ErasePayload(erased_id=strawberry.ID(to_global_id("Customer", erased)), errors=[])
+
+
+async def export_customer(context: Context, id: str) -> dict[str, Any] | None:
+    return await export.export_customer(context.db, parse_uuid_id(id, "Customer"))

@@ -1,0 +1,102 @@
+"""Resolvers of segments: parse the arguments, ask the domain, map the records. Admin
+mutations answer refusals as `errors` in their payload (nothing is written then)."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+import strawberry
+
+from api.context import Context
+from api.ids import parse_uuid_id, to_global_id
+from api.resolvers.customers import customer_connection
+from api.schema.common import UserError
+from api.schema.conditions import ConditionInput, condition_dict
+from api.schema.customers import Customer, CustomerConnection
+from api.schema.segment_mutations import DeletePayload, SegmentInput, SegmentPatch, SegmentPayload
+from api.schema.segments import Segment, SegmentConnection, SegmentPreview
+from domain import profile, segments
+from domain.errors import DomainError, InvalidInput, NotFound
+from domain.pagination import PageRequest
+
+
+async def segment(context: Context, id: str | None, key: str | None) -> Segment | None:
+    if (id is None) == (key is None):
+        raise InvalidInput("give exactly one of `id` and `key`", field=["id"])
+    segment_id = parse_uuid_id(id, "Segment") if id is not None else None
+    record = await segments.get_segment(context.db, segment_id=segment_id, key=key)
+    return Segment.of(record) if record else None
+
+
+async def segment_list(context: Context, page: PageRequest) -> SegmentConnection:
+    settings = context.settings
+    page = page.validated(settings.page_size_default, settings.page_size_max)
+    result = await segments.list_segments(context.db, page)
+    return SegmentConnection.of(result, await segments.count_segments(context.db))
+
+
+async def preview(context: Context, condition: ConditionInput, sample: int) -> SegmentPreview:
+    result = await segments.preview(context.db, condition_dict(condition), sample)
+    return SegmentPreview(count=result.count, sample=[Customer.of(r) for r in result.sample])
+
+
+async def members(context: Context, segment_id: uuid.UUID, page: PageRequest) -> CustomerConnection:
+    settings = context.settings
+    page = page.validated(settings.page_size_default, settings.page_size_max)
+    filter_ = await segments.members_filter(context.db, segment_id)
+    result = await profile.list_customers(context.db, segments.MEMBER_ORDER, page, filter_)
+    return customer_connection(result, partial(profile.count_customers, context.db, filter_))
+
+
+def _refused(error: DomainError, *prefix: str) -> SegmentPayload:
+    return SegmentPayload(segment=None, errors=[UserError.of(error.at(*prefix))])
+
+
+async def define(context: Context, input: SegmentInput) -> SegmentPayload:
+    draft = segments.SegmentDraft(
+        key=input.key,
+        name=input.name,
+        description=input.description,
+        condition=condition_dict(input.condition),
+        materialized=bool(input.materialized),
+    )
+    try:
+        record = await segments.define_segment(context.db, draft)
+    except DomainError as error:
+        return _refused(error, "input")
+    return SegmentPayload(segment=Segment.of(record), errors=[])
+
+
+async def update(context: Context, id: str, patch: SegmentPatch) -> SegmentPayload:
+    changes = segments.SegmentChanges(
+        name=patch.name,
+        description=patch.description,
+        condition=condition_dict(patch.condition) if patch.condition else None,
+        materialized=patch.materialized,
+    )
+    try:
+        record = await segments.update_segment(context.db, parse_uuid_id(id, "Segment"), changes)
+    except NotFound as error:
+        return _refused(error)
+    except DomainError as error:
+        return _refused(error, *(() if error.code == "INVALID_ID" else ("patch",)))
+    return SegmentPayload(segment=Segment.of(record), errors=[])
+
+
+async def delete(context: Context, id: str) -> DeletePayload:
+    try:
+        deleted = await segments.delete_segment(context.db, parse_uuid_id(id, "Segment"))
+    except DomainError as error:
+        return DeletePayload(deleted_id=None, errors=[UserError.of(error)])
+    return DeletePayload(deleted_id=strawberry.ID(to_global_id("Segment", deleted)), errors=[])
+
+
+async def refresh(context: Context, id: str) -> SegmentPayload:
+    try:
+        segment_id = parse_uuid_id(id, "Segment")
+        await segments.refresh_segment(context.db, segment_id)
+    except DomainError as error:
+        return _refused(error)
+    record = await segments.get_segment(context.db, segment_id=segment_id)
+    return SegmentPayload(segment=Segment.of(record) if record else None, errors=[])

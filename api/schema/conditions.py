@@ -1,0 +1,146 @@
+"""ConditionInput: the condition language's GraphQL shape, and its conversion to the plain dict
+the domain validates and stores (domain.conditions documents what each leaf means)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.schema.name_converter import NameConverter
+from strawberry.types.base import get_object_definition
+
+
+@strawberry.enum
+class Operator(Enum):
+    EQ = "EQ"
+    NEQ = "NEQ"
+    IN = "IN"
+    NOT_IN = "NOT_IN"
+    GT = "GT"
+    GTE = "GTE"
+    LT = "LT"
+    LTE = "LTE"
+    BETWEEN = "BETWEEN"
+    CONTAINS = "CONTAINS"
+    STARTS_WITH = "STARTS_WITH"
+    EXISTS = "EXISTS"
+    NOT_EXISTS = "NOT_EXISTS"
+
+
+@strawberry.enum
+class OrderMeasure(Enum):
+    COUNT = "COUNT"
+    SUM = "SUM"
+    AVERAGE = "AVERAGE"
+
+
+@strawberry.enum
+class MetricName(Enum):
+    RECENCY_DAYS = "RECENCY_DAYS"
+    FREQUENCY = "FREQUENCY"
+    MONETARY = "MONETARY"
+    RFM_SEGMENT = "RFM_SEGMENT"
+    CLV = "CLV"
+    CHURN_RISK = "CHURN_RISK"
+
+
+@strawberry.input(
+    description="`field`: a core field (country, city, gender, birthday, createdAt, ...) "
+    'or "attributes.<key>".'
+)
+class AttributeCondition:
+    field: str
+    op: Operator
+    value: JSON | None = None
+    values: list[JSON] | None = None
+
+
+@strawberry.input
+class TagCondition:
+    key: str
+    present: bool | None = True
+    op: Operator | None = None
+    value: str | None = None
+
+
+@strawberry.input
+class StageCondition:
+    in_: list[str] = strawberry.field(name="in")
+    entered_within_days: int | None = None
+
+
+@strawberry.input
+class IdentityCondition:
+    type: str
+    present: bool | None = True
+
+
+@strawberry.input
+class EventCondition:
+    type: str
+    within_days: int | None = None
+    op: Operator | None = Operator.GTE
+    count: int | None = 1
+
+
+@strawberry.input
+class OrderCondition:
+    within_days: int | None = None
+    measure: OrderMeasure
+    op: Operator
+    value: float
+
+
+@strawberry.input
+class MetricCondition:
+    name: MetricName
+    op: Operator
+    value: JSON
+
+
+@strawberry.input
+class SegmentRef:
+    key: str
+    member: bool | None = True
+
+
+@strawberry.input(
+    one_of=True,
+    description="One language for customer filters, segments, RULE tags and lifecycle rules.",
+)
+class ConditionInput:
+    and_: list[ConditionInput] | None = strawberry.field(name="and", default=strawberry.UNSET)
+    or_: list[ConditionInput] | None = strawberry.field(name="or", default=strawberry.UNSET)
+    not_: ConditionInput | None = strawberry.field(name="not", default=strawberry.UNSET)
+    attribute: AttributeCondition | None = strawberry.UNSET
+    tag: TagCondition | None = strawberry.UNSET
+    stage: StageCondition | None = strawberry.UNSET
+    identity: IdentityCondition | None = strawberry.UNSET
+    event: EventCondition | None = strawberry.UNSET
+    orders: OrderCondition | None = strawberry.UNSET
+    metric: MetricCondition | None = strawberry.UNSET
+    segment: SegmentRef | None = strawberry.UNSET
+
+
+_NAMES = NameConverter()
+
+
+def condition_dict(value: Any) -> Any:
+    """An input object as the domain's plain dict, under its GraphQL field names (`and`,
+    `withinDays`, ...); unset and null fields are left out, enums become their names, JSON
+    values pass through as they are."""
+    if isinstance(value, list):
+        return [condition_dict(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    definition = get_object_definition(value)
+    if definition is None:
+        return value
+    found = {}
+    for field in definition.fields:
+        item = getattr(value, field.python_name)
+        if item is not None and item is not strawberry.UNSET:
+            found[_NAMES.get_graphql_name(field)] = condition_dict(item)
+    return found

@@ -1,0 +1,51 @@
+"""Inputs and payloads of the lifecycle mutations: configureLifecycle, setStage, presets."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.schema.common import UserError
+from api.schema.conditions import ConditionInput
+from api.schema.customers import Customer
+from api.schema.lifecycle import LifecycleModel, StageTransition
+
+
+@strawberry.input
+class LifecycleStageInput:
+    key: str
+    name: str
+    terminal: bool = False
+
+
+@strawberry.input
+class StageEdgeInput:
+    from_: str = strawberry.field(name="from")
+    to: str
+
+
+@strawberry.input
+class LifecycleRuleInput:
+    key: str
+    to_stage: str
+    priority: int = 0
+    condition: ConditionInput
+
+
+@strawberry.input(description="Stages in funnel order: the first is where new profiles enter.")
+class LifecycleModelInput:
+    stages: list[LifecycleStageInput]
+    transitions: list[StageEdgeInput]
+    rules: list[LifecycleRuleInput] | None = None
+
+
+@strawberry.type
+class LifecycleModelPayload:
+    model: LifecycleModel | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class StagePayload:
+    customer: Customer | None
+    transition: StageTransition | None
+    errors: list[UserError]
