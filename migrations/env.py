@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from domain.settings import Settings
 from store.db import create_engine
+from store.migrate import compared
 from store.models import Base
 
 config = context.config
@@ -25,6 +26,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=compared,
     )
     with context.begin_transaction():
         context.run_migrations()

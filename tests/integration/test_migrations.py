@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from store.db import create_engine
-from store.migrate import downgrade, upgrade
+from store.migrate import compared, downgrade, upgrade
 from store.models import Base
 from tests.conftest import BACKENDS, fresh_database_url
 
@@ -22,7 +22,9 @@ async def differences(url: str) -> tuple[list[object], set[str]]:
         async with engine.connect() as connection:
 
             def compare(sync_connection):  # type: ignore[no-untyped-def]
-                context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync_connection, opts={"compare_type": True, "include_object": compared}
+                )
                 return compare_metadata(context, Base.metadata), set(
                     inspect(sync_connection).get_table_names()
                 )
