@@ -152,7 +152,7 @@ GENERATE = (
               now() - (g % 730) * interval '1 day', now()
        FROM generate_series(1, :orders) AS g
        JOIN (SELECT id, row_number() OVER () AS n FROM customers) AS c
-         ON c.n = 1 + (g * 7919) % :customers""",
+         ON c.n = 1 + (g::bigint * 7919) % :customers""",
     "ANALYZE customers",
     "ANALYZE orders",
 )
