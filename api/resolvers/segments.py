@@ -68,7 +68,7 @@ async def define(context: Context, input: SegmentInput) -> SegmentPayload:
     return SegmentPayload(segment=Segment.of(record), errors=[])
 
 
-async def update(context: Context, id: str, patch: SegmentPatch) -> SegmentPayload:
+async def update_segment(context: Context, id: str, patch: SegmentPatch) -> SegmentPayload:
     changes = segments.SegmentChanges(
         name=patch.name,
         description=patch.description,
@@ -84,7 +84,7 @@ async def update(context: Context, id: str, patch: SegmentPatch) -> SegmentPaylo
     return SegmentPayload(segment=Segment.of(record), errors=[])
 
 
-async def delete(context: Context, id: str) -> DeletePayload:
+async def delete_segment(context: Context, id: str) -> DeletePayload:
     try:
         deleted = await segments.delete_segment(context.db, parse_uuid_id(id, "Segment"))
     except DomainError as error:

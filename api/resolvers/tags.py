@@ -52,7 +52,9 @@ async def define(context: Context, input: TagDefinitionInput) -> TagDefinitionPa
     return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
 
 
-async def update(context: Context, key: str, patch: TagDefinitionPatch) -> TagDefinitionPayload:
+async def update_definition(
+    context: Context, key: str, patch: TagDefinitionPatch
+) -> TagDefinitionPayload:
     spec = tags.TagSpec(
         key=key,
         name=patch.name,

@@ -58,7 +58,7 @@ class SegmentMutations:
     async def update_segment(
         self, info: Info[Context, None], id: strawberry.ID, patch: SegmentPatch
     ) -> SegmentPayload:
-        return await segment_resolvers.update(info.context, id, patch)
+        return await segment_resolvers.update_segment(info.context, id, patch)
 
     @strawberry.mutation(
         extensions=allow(*ADMIN_ONLY),
@@ -66,7 +66,7 @@ class SegmentMutations:
         "refers to it.",
     )
     async def delete_segment(self, info: Info[Context, None], id: strawberry.ID) -> DeletePayload:
-        return await segment_resolvers.delete(info.context, id)
+        return await segment_resolvers.delete_segment(info.context, id)
 
     @strawberry.mutation(
         extensions=allow(*ADMIN_ONLY),

@@ -45,7 +45,7 @@ class TagMutations:
     async def update_tag(
         self, info: Info[Context, None], key: str, patch: TagDefinitionPatch
     ) -> TagDefinitionPayload:
-        return await tag_resolvers.update(info.context, key, patch)
+        return await tag_resolvers.update_definition(info.context, key, patch)
 
     @strawberry.mutation(extensions=allow(*ADMIN_ONLY))
     async def archive_tag(self, info: Info[Context, None], key: str) -> TagDefinitionPayload:
