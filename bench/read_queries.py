@@ -108,11 +108,11 @@ THEIRS = {
 
 # Q2's rows in one statement: the page of customers, each with its nested lists as JSON built
 # by correlated subqueries, aggregated into one JSON array. The order matches the API's
-# (last_seen_at DESC, id DESC; a never-seen profile sorts as if seen at its creation).
+# (last_seen_at DESC, id DESC, a never-seen profile last), on the index the API's sort uses.
 FLOOR_Q2 = f"""
 SELECT coalesce(json_agg(p ORDER BY p.sort_at DESC, p.id DESC), '[]')::text FROM (
-  SELECT c.id, coalesce(c.last_seen_at, c.created_at) AS sort_at, c.display_name, c.email,
-         c.phone, c.city, c.last_seen_at, c.stage_entered_at,
+  SELECT c.id, coalesce(c.last_seen_at, '1970-01-01 00:00:00+00') AS sort_at, c.display_name,
+         c.email, c.phone, c.city, c.last_seen_at, c.stage_entered_at,
          (SELECT coalesce(json_agg(json_build_object('type', i.type, 'value', i.value,
                                                      'verified', i.verified)
                                    ORDER BY i.type, i.first_seen_at, i.id), '[]')
@@ -139,7 +139,7 @@ SELECT coalesce(json_agg(p ORDER BY p.sort_at DESC, p.id DESC), '[]')::text FROM
           FROM customer_metrics m WHERE m.customer_id = c.id) AS metrics
   FROM customers c
   WHERE c.status = 'ACTIVE'
-  ORDER BY coalesce(c.last_seen_at, c.created_at) DESC, c.id DESC
+  ORDER BY coalesce(c.last_seen_at, '1970-01-01 00:00:00+00') DESC, c.id DESC
   LIMIT {PAGE}
 ) p
 """
