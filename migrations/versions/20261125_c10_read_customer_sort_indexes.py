@@ -6,7 +6,7 @@ LAST_SEEN_AT)` sorted the whole table. The floor is written into the expression 
 the queries write it, per dialect.
 
 Revision ID: c10_read
-Revises: d03d991db626
+Revises: c9_webhooks
 Create Date: 2026-11-25 20:40:00
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import store.types
 
 revision: str = "c10_read"
-down_revision: str | None = "d03d991db626"
+down_revision: str | None = "c9_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

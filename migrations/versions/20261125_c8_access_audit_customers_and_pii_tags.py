@@ -1,7 +1,7 @@
 """audit_customers and tag_definitions.pii (issue 8: access and safety)
 
 Revision ID: c8_access
-Revises: d03d991db626
+Revises: c5_conditions
 Create Date: 2026-11-25 20:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c8_access"
-down_revision: str | None = "d03d991db626"
+down_revision: str | None = "c5_conditions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

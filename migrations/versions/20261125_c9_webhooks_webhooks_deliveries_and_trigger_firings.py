@@ -1,7 +1,7 @@
 """webhooks, webhook deliveries and trigger firings (issue 9: change events)
 
 Revision ID: c9_webhooks
-Revises: d03d991db626
+Revises: c8_access
 Create Date: 2026-11-25 19:29:48.354547
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import store.types
 
 revision: str = "c9_webhooks"
-down_revision: str | None = "d03d991db626"
+down_revision: str | None = "c8_access"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
