@@ -1,94 +1,212 @@
-"""GraphQL execution with a short path for plain leaf fields.
+"""GraphQL execution with a short path for plain fields.
 
-graphql-core spends about as much per field as the resolver itself costs: it builds a
-ResolveInfo, looks up arguments, checks the result for an awaitable and walks the type
-wrappers to complete it. A page of 50 profiles has thousands of fields, and most of them are a
-name, a date or a key read off a record already in memory. For a field strawberry marks as
-basic (no resolver, no extension: nothing can observe the ResolveInfo) that takes no
-arguments and returns a scalar or an enum, `FastLeafExecutionContext` reads the attribute and
-coerces it exactly as graphql-core's `complete_leaf_value` would. A null on a non-null field,
-a value the scalar refuses, or any other field, takes graphql-core's own path, which raises
-and locates the error as usual: the short path never changes an answer, only its cost.
+graphql-core spends about as much per field as the resolver itself costs: it builds a Path
+and a ResolveInfo, looks up arguments, calls the resolver, checks the result for an
+awaitable and walks the type wrappers to complete it. A page of 50 profiles has thousands of
+fields, and most of them are a name, a date or a key read off a record already in memory, or
+a small object (a tag's definition, a transition's stage) read off another.
+
+A field is plain when strawberry marks it basic (no resolver, no extension: nothing can
+observe the ResolveInfo) and it takes no arguments. `FastExecutionContext` reads a plain
+field's attribute itself and
+- for a scalar or enum, coerces it exactly as graphql-core's `complete_leaf_value` would;
+- for an object, or a list of non-null objects, of a concrete type, executes its selection
+  (through this same loop) as graphql-core's `complete_object_value` would.
+A null on a non-null field, a value the scalar refuses, an object of the wrong type, or any
+other field, takes graphql-core's own path, which raises and locates the error as usual; an
+error below a plain object is handled at that field just as graphql-core handles it. The
+short path never changes an answer, only its cost.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLSchema,
     Undefined,
 )
+from graphql.pyutils import Path, gather_with_cancel
 from graphql.type import is_leaf_type
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-_Plan = tuple[str, GraphQLLeafType] | None
 _MISSING = object()
 
 
-def _plan(field: GraphQLField) -> _Plan:
-    """(attribute, leaf type) when the field is a plain nullable-or-not leaf attribute."""
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """How to complete a plain field: `attribute` read off the source, then either coerced
+    (`leaf`) or executed as `object_type`, alone or (`many`) as a list of them."""
+
+    attribute: str
+    nullable: bool
+    leaf: GraphQLLeafType | None = None
+    object_type: GraphQLObjectType | None = None
+    many: bool = False
+
+
+def _plain(field: GraphQLField) -> _Plain | None:
     definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
         return None
     if field.args or definition.default_resolver is not getattr:
         return None
-    leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-    return (definition.python_name, leaf) if is_leaf_type(leaf) else None
+    attribute = definition.python_name
+    kind: GraphQLOutputType = field.type
+    nullable = not isinstance(kind, GraphQLNonNull)
+    if isinstance(kind, GraphQLNonNull):
+        kind = kind.of_type
+    if is_leaf_type(kind):
+        return _Plain(attribute, nullable, leaf=kind)  # type: ignore[arg-type]
+    if isinstance(kind, GraphQLObjectType):
+        return _Plain(attribute, nullable, object_type=kind)
+    if isinstance(kind, GraphQLList) and isinstance(kind.of_type, GraphQLNonNull):
+        item = kind.of_type.of_type
+        if isinstance(item, GraphQLObjectType):
+            return _Plain(attribute, nullable, object_type=item, many=True)
+    return None
 
 
-def _leaf_value(plan: tuple[str, GraphQLLeafType], nullable: bool, source: Any) -> Any:
+def _leaf_value(plain: _Plain, source: Any) -> Any:
     """The field's completed value, or _MISSING when graphql-core must decide (and raise)."""
-    attribute, leaf = plan
-    value = getattr(source, attribute, _MISSING)
+    value = getattr(source, plain.attribute, _MISSING)
     if value is None:
-        return None if nullable else _MISSING
+        return None if plain.nullable else _MISSING
     if value is _MISSING:
         return _MISSING
     try:
-        coerced = leaf.coerce_output_value(value)
+        coerced = plain.leaf.coerce_output_value(value)  # type: ignore[union-attr]
     except Exception:  # graphql-core's path raises it again, located
         return _MISSING
     return _MISSING if coerced is None or coerced is Undefined else coerced
 
 
-class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """(strawberry hands every request a MiddlewareManager, empty unless a schema extension
+    wraps resolvers: only a non-empty one, which could observe a field, turns the path off.)"""
+
     # Decided once per field of a schema (fields are unhashable: keyed by id, which is stable
     # while the schema holds them), forgotten with the schema.
-    _plans: WeakKeyDictionary[GraphQLSchema, dict[int, _Plan]] = WeakKeyDictionary()
+    _plans: WeakKeyDictionary[GraphQLSchema, dict[int, _Plain | None]] = WeakKeyDictionary()
+    _schema_plans: dict[int, _Plain | None]  # this request's schema's, looked up once
 
-    def _plan_of(self, field: GraphQLField) -> _Plan:
-        plans = self._plans.setdefault(self.schema, {})
+    def _plan_of(self, field: GraphQLField) -> _Plain | None:
+        try:
+            plans = self._schema_plans
+        except AttributeError:
+            plans = self._schema_plans = self._plans.setdefault(self.schema, {})
         try:
             return plans[id(field)]
         except KeyError:
-            plan = plans[id(field)] = _plan(field)
+            plan = plans[id(field)] = _plain(field)
             return plan
 
-    def execute_field(
+    def execute_fields(
         self,
         parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: Any,
-        path: Any,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
         position_context: Any,
     ) -> Any:
-        node = field_details_list[0].node
-        field = parent_type.fields.get(node.name.value)
-        if field is not None and not node.arguments and not self.middleware_manager:
-            plan = self._plan_of(field)
-            if plan is not None:
-                nullable = not isinstance(field.type, GraphQLNonNull)
-                value = _leaf_value(plan, nullable, source)
-                if value is not _MISSING:
-                    return value
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
-        )
+        if self.middleware_manager is not None and self.middleware_manager.middlewares:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        results: dict[str, Any] = {}
+        waiting: list[str] = []
+        is_awaitable = self.is_awaitable
+        fields = parent_type.fields
+        try:
+            for response_name, details in grouped_field_set.items():
+                node = details[0].node
+                field = fields.get(node.name.value)
+                plan = self._plan_of(field) if field is not None and not node.arguments else None
+                result: Any = _MISSING
+                if plan is not None and plan.leaf is not None:
+                    result = _leaf_value(plan, source_value)
+                elif plan is not None:
+                    field_path = Path(path, response_name, parent_type.name)
+                    result = self._plain_object(plan, field, details, source_value, field_path)
+                if result is _MISSING:
+                    field_path = Path(path, response_name, parent_type.name)
+                    result = self.execute_field(
+                        parent_type, source_value, details, field_path, position_context
+                    )
+                    if result is Undefined:
+                        continue
+                results[response_name] = result
+                if is_awaitable(result):
+                    waiting.append(response_name)
+        except Exception:
+            if waiting:
+                self.settle_in_background([results[name] for name in waiting])
+            raise
+        if not waiting:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            awaited = await gather_with_cancel(*(results[name] for name in waiting))
+            results.update(zip(waiting, awaited, strict=True))
+            return results
+
+        return get_results()
+
+    def _plain_object(
+        self, plan: _Plain, field: GraphQLField, details: Any, source: Any, path: Path
+    ) -> Any:
+        """The completed object (or list), an awaitable of it, or _MISSING for graphql-core."""
+        value: Any = getattr(source, plan.attribute, _MISSING)
+        if value is _MISSING or (value is None and not plan.nullable):
+            return _MISSING
+        if value is None:
+            return None
+        object_type = plan.object_type
+        assert object_type is not None
+        check = object_type.is_type_of
+        items = list(value) if plan.many else [value]
+        if any(item is None for item in items):
+            return _MISSING
+        # strawberry's is_type_of never reads the ResolveInfo (an isinstance check).
+        if check is not None and not all(check(item, None) for item in items):  # type: ignore[arg-type]
+            return _MISSING
+        grouped = self.collect_subfields(object_type, details)[0]
+        try:
+            done = [
+                self.execute_fields(
+                    object_type, item, Path(path, index, None) if plan.many else path, grouped, None
+                )
+                for index, item in enumerate(items)
+            ]
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field.type, details, path)
+            return None
+        if not any(self.is_awaitable(item) for item in done):
+            return done if plan.many else done[0]
+        return self._later(plan, field, details, path, done)
+
+    async def _later(
+        self, plan: _Plain, field: GraphQLField, details: Any, path: Path, done: list[Any]
+    ) -> Any:
+        try:
+            items = await gather_with_cancel(
+                *(item if self.is_awaitable(item) else _awaited_value(item) for item in done)
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field.type, details, path)
+            return None
+        return items if plan.many else items[0]
+
+
+async def _awaited_value(value: Any) -> Any:
+    return value

@@ -21,7 +21,7 @@ document's size. Settings come from the request's context, so one Schema serves 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import reduce
+from functools import lru_cache, reduce
 from typing import Any
 
 from graphql import (
@@ -101,8 +101,10 @@ class Limits(SchemaExtension):
         return reduce(Measure.worst, measures) if measures else None
 
 
+@lru_cache(maxsize=512)
 def _more_tokens_than(query: str, limit: int) -> bool:
-    """Whether `query` has more than `limit` tokens; reads no further than that."""
+    """Whether `query` has more than `limit` tokens; reads no further than that. Remembered
+    for the documents clients send again and again, as the parser's cache remembers them."""
     lexer = Lexer(Source(query))
     try:
         for _ in range(limit + 1):

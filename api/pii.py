@@ -12,6 +12,7 @@ No resolver checks a role for PII itself: these extensions are the one place.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -52,12 +53,24 @@ class Pii(FieldExtension):
 
 
 class PiiIdentities(FieldExtension):
+    """Customer.identities resolves at once when its page was prefetched: so does this, for
+    callers who see PII (the masking of the others needs the PII types, read on demand)."""
+
+    def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
+        identities = next_(source, info, **kwargs)
+        if sees_pii(info.context.principal):
+            return identities
+        return self._masked(identities, info)
+
     async def resolve_async(
         self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
     ) -> Any:
-        identities = await next_(source, info, **kwargs)
-        if sees_pii(info.context.principal):
-            return identities
+        return self.resolve(next_, source, info, **kwargs)
+
+    @staticmethod
+    async def _masked(identities: Any, info: Info) -> list[Any]:
+        if inspect.isawaitable(identities):
+            identities = await identities
         hidden = await info.context.loaders.pii_identity_types()
         return [identity for identity in identities if identity.type not in hidden]
 

@@ -251,6 +251,20 @@ async def load_model(session: AsyncSession) -> LifecycleModelRecord:
     )
 
 
+async def get_stages(db: Database) -> dict[str, StageRecord]:
+    """The model's stages by key: all a profile's stage and history show of the model."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(
+                LifecycleStage.key,
+                LifecycleStage.name,
+                LifecycleStage.position,
+                LifecycleStage.terminal,
+            )
+        )
+        return {row.key: StageRecord(*row) for row in rows}
+
+
 async def get_model(db: Database) -> LifecycleModelRecord:
     async with db.read() as session:
         return await load_model(session)

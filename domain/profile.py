@@ -134,7 +134,10 @@ async def merged_family(session: AsyncSession, live_id: uuid.UUID) -> list[uuid.
 async def get_customer(db: Database, customer_id: uuid.UUID) -> CustomerRecord | None:
     """A profile by id; a merged-away id answers with its survivor."""
     async with db.read() as session:
-        live = await resolve_live_id(session, customer_id)
+        row = (await session.execute(customer_select().where(Customer.id == customer_id))).first()
+        if row is None or row.status != "MERGED" or row.merged_into_id is None:
+            return to_record(row) if row else None  # a live id (most lookups): one statement
+        live = await resolve_live_id(session, row.merged_into_id)
         if live is None:
             return None
         row = (await session.execute(customer_select().where(Customer.id == live))).first()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from functools import partial
 
 from api.context import Context
@@ -25,8 +25,12 @@ from domain.pagination import Page, PageRequest
 
 
 async def customer(
-    context: Context, id: str | None, identity: IdentityInput | None
+    context: Context,
+    id: str | None,
+    identity: IdentityInput | None,
+    fields: Collection[str] = (),
 ) -> Customer | None:
+    """`fields`: what the query selects of the profile, prefetched (Loaders.prefetch)."""
     if (id is None) == (identity is None):
         raise InvalidInput("give exactly one of `id` and `identity`", field=["id"])
     if id is not None:
@@ -36,7 +40,10 @@ async def customer(
         record = await profile.find_by_identity(
             context.db, identity.type, identity.value, context.settings.default_phone_region
         )
-    return Customer.of(record) if record else None
+    if record is None:
+        return None
+    await context.loaders.prefetch([record.id], fields)
+    return Customer.of(record)
 
 
 async def node(context: Context, id: str) -> Customer | MergeRecord | Segment | None:
@@ -67,6 +74,7 @@ async def customers(
     page: PageRequest,
     where: ConditionInput | None = None,
     segment: str | None = None,
+    fields: Collection[str] = (),
 ) -> CustomerConnection:
     settings = context.settings
     page = page.validated(settings.page_size_default, settings.page_size_max)
@@ -76,13 +84,19 @@ async def customers(
         parse_uuid_id(segment, "Segment", "segment") if segment else None,
     )
     result = await profile.list_customers(context.db, sort_of(order_by), page, matches)
-    return customer_connection(result, partial(profile.count_customers, context.db, matches))
+    count = partial(profile.count_customers, context.db, matches)
+    return await customer_connection(context, result, count, fields)
 
 
-def customer_connection(
-    result: Page[profile.CustomerRecord], count: Callable[[], Awaitable[int]]
+async def customer_connection(
+    context: Context,
+    result: Page[profile.CustomerRecord],
+    count: Callable[[], Awaitable[int]],
+    fields: Collection[str],
 ) -> CustomerConnection:
-    """A page of profiles as a connection; `count` runs only if totalCount is asked for."""
+    """A page of profiles as a connection, the lists `fields` selects prefetched; `count`
+    runs only if totalCount is asked for."""
+    await context.loaders.prefetch([record.id for record in result.items], fields)
     return CustomerConnection(
         edges=[
             CustomerEdge(node=Customer.of(record), cursor=cursor)

@@ -93,10 +93,10 @@ async def set_stage(
     except DomainError as error:
         return StagePayload(customer=None, transition=None, errors=[UserError.of(error)])
     record = await profile.get_customer(context.db, change.customer_id)
-    model = await context.loaders.lifecycle_model()
+    stages = await context.loaders.stages()
     return StagePayload(
         customer=Customer.of(record) if record else None,
-        transition=StageTransition.of(change.transition, model),
+        transition=StageTransition.of(change.transition, stages),
         errors=[],
     )
 

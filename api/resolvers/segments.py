@@ -4,6 +4,7 @@ mutations answer refusals as `errors` in their payload (nothing is written then)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from functools import partial
 
 import strawberry
@@ -41,12 +42,15 @@ async def preview(context: Context, condition: ConditionInput, sample: int) -> S
     return SegmentPreview(count=result.count, sample=[Customer.of(r) for r in result.sample])
 
 
-async def members(context: Context, segment_id: uuid.UUID, page: PageRequest) -> CustomerConnection:
+async def members(
+    context: Context, segment_id: uuid.UUID, page: PageRequest, fields: Collection[str]
+) -> CustomerConnection:
     settings = context.settings
     page = page.validated(settings.page_size_default, settings.page_size_max)
     filter_ = await segments.members_filter(context.db, segment_id)
     result = await profile.list_customers(context.db, segments.MEMBER_ORDER, page, filter_)
-    return customer_connection(result, partial(profile.count_customers, context.db, filter_))
+    count = partial(profile.count_customers, context.db, filter_)
+    return await customer_connection(context, result, count, fields)
 
 
 def _refused(error: DomainError, *prefix: str) -> SegmentPayload:

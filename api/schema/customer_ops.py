@@ -6,6 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import Context
+from api.lookahead import selected_below
 from api.pii import no_pii_inference
 from api.resolvers import customers as customer_resolvers
 from api.schema.common import Node
@@ -32,7 +33,8 @@ class CustomerQueries:
         id: strawberry.ID | None = None,
         identity: IdentityInput | None = None,
     ) -> Customer | None:
-        return await customer_resolvers.customer(info.context, id, identity)
+        fields = selected_below(info)
+        return await customer_resolvers.customer(info.context, id, identity, fields)
 
     @strawberry.field(
         description="Filtered with the same condition language as segments; page size at most 200.",
@@ -50,4 +52,7 @@ class CustomerQueries:
         before: str | None = None,
     ) -> CustomerConnection:
         page = PageRequest(first=first, after=after, last=last, before=before)
-        return await customer_resolvers.customers(info.context, order_by, page, where, segment)
+        fields = selected_below(info, "edges", "node")
+        return await customer_resolvers.customers(
+            info.context, order_by, page, where, segment, fields
+        )

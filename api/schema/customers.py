@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,6 +14,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.ids import to_global_id
 from api.pii import pii, pii_identities
+from api.resolvers.loaders import when_loaded
 from api.schema.activity import EventConnection, OrderConnection
 from api.schema.common import Node, PageInfo
 from api.schema.lifecycle import LifecycleStage, StageTransition
@@ -27,9 +29,10 @@ from api.schema.tags import (
 )
 from domain import metrics as domain_metrics
 from domain.history import HistoryQuery
+from domain.lifecycle import StageRecord
 from domain.pagination import PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
-from domain.tags import in_category
+from domain.tags import AssignmentRecord, in_category
 
 
 @strawberry.enum
@@ -117,25 +120,32 @@ class Customer(Node):
             stage_entered_at=record.stage_entered_at,
         )
 
+    # The nested lists below are plain (not async) resolvers: on a page whose lists were
+    # prefetched (Loaders.prefetch) they return values at once; otherwise an awaitable.
     @strawberry.field(extensions=pii_identities())
-    async def identities(
-        self, info: Info[Context, None], type: str | None = None
-    ) -> list[Identity]:
-        records = await info.context.loaders.identities.load(self.uuid)
-        return [Identity.of(r) for r in records if type is None or r.type == type]
+    def identities(self, info: Info[Context, None], type: str | None = None) -> list[Identity]:
+        def finish(found: list[list[IdentityRecord]]) -> list[Identity]:
+            return [Identity.of(r) for r in found[0] if type is None or r.type == type]
+
+        return when_loaded([info.context.loaders.identities.load(self.uuid)], finish)  # type: ignore[return-value]
 
     @strawberry.field
-    async def tags(
-        self, info: Info[Context, None], category: str | None = None
-    ) -> list[TagAssignment]:
+    def tags(self, info: Info[Context, None], category: str | None = None) -> list[TagAssignment]:
         loaders = info.context.loaders
-        assignments = await loaders.tag_assignments.load(self.uuid)
-        definitions = await loaders.tag_definitions.load_many([a.tag_id for a in assignments])
-        return [
-            TagAssignment.of(assignment, tag)
-            for assignment, tag in zip(assignments, definitions, strict=True)
-            if tag is not None and (category is None or in_category(tag.category, category))
-        ]
+
+        def with_definitions(found: list[list[AssignmentRecord]]) -> Any:
+            assignments = found[0]
+            definitions = [loaders.tag_definitions.load(a.tag_id) for a in assignments]
+            return when_loaded(
+                definitions,
+                lambda tags: [
+                    TagAssignment.of(assignment, tag)
+                    for assignment, tag in zip(assignments, tags, strict=True)
+                    if tag is not None and (category is None or in_category(tag.category, category))
+                ],
+            )
+
+        return when_loaded([loaders.tag_assignments.load(self.uuid)], with_definitions)  # type: ignore[no-any-return,return-value]
 
     @strawberry.field(description="Every assignment, change, expiry and removal, newest first.")
     async def tag_history(
@@ -165,30 +175,41 @@ class Customer(Node):
         return TagHistoryConnection(edges=edges, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
     @strawberry.field
-    async def stage(self, info: Info[Context, None]) -> LifecycleStage | None:
+    def stage(self, info: Info[Context, None]) -> LifecycleStage | None:
         if self.stage_key is None:
             return None
-        model = await info.context.loaders.lifecycle_model()
-        record = model.stage(self.stage_key)
-        return LifecycleStage.of(record) if record else None
+        key = self.stage_key
+
+        def finish(found: list[dict[str, StageRecord]]) -> LifecycleStage | None:
+            record = found[0].get(key)
+            return LifecycleStage.of(record) if record else None
+
+        return when_loaded([info.context.loaders.stages()], finish)  # type: ignore[return-value]
 
     @strawberry.field
-    async def stage_history(self, info: Info[Context, None]) -> list[StageTransition]:
+    def stage_history(self, info: Info[Context, None]) -> list[StageTransition]:
         loaders = info.context.loaders
-        history = await loaders.stage_history.load(self.uuid)
-        if not history:
-            return []
-        model = await loaders.lifecycle_model()
-        return [StageTransition.of(record, model) for record in history]
+
+        def finish(found: list[Any]) -> list[StageTransition]:
+            history, stages = found
+            return [StageTransition.of(record, stages) for record in history]
+
+        futures = [loaders.stage_history.load(self.uuid), loaders.stages()]
+        return when_loaded(futures, finish)  # type: ignore[return-value]
 
     @strawberry.field(description="Segments this customer belongs to now.")
-    async def segments(self, info: Info[Context, None]) -> list[Segment]:
-        return [Segment.of(s) for s in await info.context.loaders.segments.load(self.uuid)]
+    def segments(self, info: Info[Context, None]) -> list[Segment]:
+        return when_loaded(  # type: ignore[return-value]
+            [info.context.loaders.segments.load(self.uuid)],
+            lambda found: [Segment.of(s) for s in found[0]],
+        )
 
     @strawberry.field
-    async def metrics(self, info: Info[Context, None]) -> CustomerMetrics:
-        record = await info.context.loaders.metrics.load(self.uuid)
-        return CustomerMetrics.of(record or domain_metrics.EMPTY)
+    def metrics(self, info: Info[Context, None]) -> CustomerMetrics:
+        return when_loaded(  # type: ignore[return-value]
+            [info.context.loaders.metrics.load(self.uuid)],
+            lambda found: CustomerMetrics.of(found[0] or domain_metrics.EMPTY),
+        )
 
     @strawberry.field(description="Newest first.")
     async def events(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,9 +33,9 @@ class LifecycleStage:
         )
 
 
-def stage_or_unknown(model: LifecycleModelRecord, key: str) -> LifecycleStage:
+def stage_or_unknown(stages: Mapping[str, StageRecord], key: str) -> LifecycleStage:
     """A stage of history may have left the model since; it still has a key to show."""
-    record = model.stage(key)
+    record = stages.get(key)
     return (
         LifecycleStage.of(record)
         if record
@@ -90,10 +91,10 @@ class StageTransition:
     merge_uuid: strawberry.Private[uuid.UUID | None]
 
     @classmethod
-    def of(cls, record: TransitionRecord, model: LifecycleModelRecord) -> StageTransition:
+    def of(cls, record: TransitionRecord, stages: Mapping[str, StageRecord]) -> StageTransition:
         return cls(
-            from_=stage_or_unknown(model, record.from_stage) if record.from_stage else None,
-            to=stage_or_unknown(model, record.to_stage),
+            from_=stage_or_unknown(stages, record.from_stage) if record.from_stage else None,
+            to=stage_or_unknown(stages, record.to_stage),
             at=record.at,
             reason=record.reason,
             actor=record.actor,

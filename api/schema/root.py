@@ -10,7 +10,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
 from api.errors import ErrorShaping
-from api.execution import FastLeafExecutionContext
+from api.execution import FastExecutionContext
 from api.limits import Limits
 from api.schema.access_ops import AccessMutations, AccessQueries
 from api.schema.activity_ops import ActivityMutations
@@ -59,7 +59,7 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         types=[Customer, MergeRecord, TagDefinition, Segment],
-        execution_context_class=FastLeafExecutionContext,
+        execution_context_class=FastExecutionContext,
         # Clients send the same few documents again and again: parse and validate each once.
         extensions=[
             ErrorShaping,

@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
+from api.lookahead import selected_below
 from api.schema.common import Node, PageInfo
 from domain.pagination import Page, PageRequest
 from domain.segments import SegmentRecord
@@ -58,7 +59,8 @@ class Segment(Node):
         # other and only one of them can import the other at load time.
         from api.resolvers.segments import members
 
-        return await members(info.context, self.uuid, PageRequest(first=first, after=after))
+        page = PageRequest(first=first, after=after)
+        return await members(info.context, self.uuid, page, selected_below(info, "edges", "node"))
 
 
 @strawberry.type
