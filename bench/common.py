@@ -54,6 +54,22 @@ async def checkpoint(server: URL) -> None:
 
 
 @asynccontextmanager
+async def kept_database(server: URL, name: str) -> AsyncIterator[Database]:
+    """Database `name`, created and migrated if missing, and kept afterwards."""
+    (exists,) = await server_sql(server, f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+    if exists is None:
+        await server_sql(server, f'CREATE DATABASE "{name}"')
+    url = server.set(drivername="postgresql", database=name)
+    await asyncio.to_thread(upgrade, url.render_as_string(hide_password=False))
+    db = Database.from_url(url.render_as_string(hide_password=False))
+    try:
+        await ensure_reference_data(db)
+        yield db
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
 async def fresh_database(server: URL) -> AsyncIterator[Database]:
     """A new migrated database with the reference data, dropped afterwards."""
     name = f"c360_bench_{uuid.uuid4().hex[:12]}"

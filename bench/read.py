@@ -37,7 +37,14 @@ from rich.table import Table
 from sqlalchemy import text
 
 from bench import read_dataset, read_load, read_queries, read_servers
-from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_sql, server_url
+from bench.common import (
+    DEFAULT_URL,
+    checkpoint,
+    fresh_database,
+    kept_database,
+    server_sql,
+    server_url,
+)
 from store.db import Database
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,6 +52,18 @@ LOGS = Path("/tmp")
 BASE_CUSTOMERS = 100_000
 TARGET_CONCURRENCY = 8
 Q1_CUSTOMERS = 1000
+
+
+async def _dataset(db: Database, customers: int, console: Console) -> dict[str, Any]:
+    """Build the dataset, unless a kept database already holds one of this size."""
+    found = await read_dataset.existing(db)
+    if found is not None and found["customers"] == customers:
+        console.print(f"reusing the kept dataset of {customers:,} customers")
+        return found
+    if found is not None:
+        raise SystemExit(f"the kept database holds {found['customers']:,} customers; drop it")
+    console.print(f"building {customers:,} customers ...")
+    return await read_dataset.build(db, customers, datetime.now(UTC), console.print)
 
 
 def _loadavg() -> float:
@@ -327,11 +346,12 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "python": platform.python_version(),
         "wrk": "4.1.0",
     }
+    read_servers.install_wrk()
     console.print(f"PostGraphile {versions['postgraphile']} on Node {versions['node']}")
-    async with fresh_database(server) as db:
+    database = kept_database(server, args.keep) if args.keep else fresh_database(server)
+    async with database as db:
         url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        console.print(f"building {args.customers:,} customers ...")
-        dataset = await read_dataset.build(db, args.customers, datetime.now(UTC), console.print)
+        dataset = await _dataset(db, args.customers, console)
         ids = await _sample_ids(db)
         await checkpoint(server)
         key = _api_key(url)
@@ -393,6 +413,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument(
         "--redis-url", default=os.environ.get("C360_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="DATABASE",
+        help="build the dataset into this database and keep it; a later run with the same "
+        "--keep and --customers reuses it (a million customers take about 20 minutes to build)",
     )
     args = parser.parse_args(argv)
     console = Console()

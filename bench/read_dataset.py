@@ -310,6 +310,14 @@ async def _counts(db: Database) -> dict[str, int]:
         return counts | {"database_mb": int(size.scalar_one()) // 2**20}
 
 
+async def existing(db: Database) -> dict[str, Any] | None:
+    """What a kept database already holds, or None when it holds no dataset yet."""
+    rows = await _counts(db)
+    if not rows["customers"]:
+        return None
+    return {"customers": rows["customers"], "rows": rows, "build_seconds": {}, "reused": True}
+
+
 async def build(
     db: Database, customers: int, now: datetime, log: Callable[[str], None], seed: float = 0.36
 ) -> dict[str, Any]:

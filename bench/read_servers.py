@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +53,20 @@ def install_postgraphile() -> str:
         modules.touch()
     manifest = json.loads((modules / "postgraphile" / "package.json").read_text())
     return str(manifest["version"])
+
+
+def install_wrk() -> None:
+    """wrk from Debian's packages when it is not on the PATH (the harness runs as root on
+    the project's machines; elsewhere, install it yourself)."""
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise SystemExit("the read benchmark drives load with wrk: install it (apt install wrk)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(install, env=env, stdout=subprocess.DEVNULL).returncode:
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(install, env=env, stdout=subprocess.DEVNULL, check=True)
 
 
 def node_version() -> str:
