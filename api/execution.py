@@ -12,6 +12,8 @@ field's attribute itself and
 - for a scalar or enum, coerces it exactly as graphql-core's `complete_leaf_value` would;
 - for an object, or a list of non-null objects, of a concrete type, executes its selection
   (through this same loop) as graphql-core's `complete_object_value` would.
+A list of non-null objects that a resolver returns (a profile's identities, tags, history)
+completes the same way. Each selection set's fields are planned once per request.
 A null on a non-null field, a value the scalar refuses, an object of the wrong type, or any
 other field, takes graphql-core's own path, which raises and locates the error as usual; an
 error below a plain object is handled at that field just as graphql-core handles it. The
@@ -31,6 +33,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfo,
     GraphQLSchema,
     Undefined,
 )
@@ -41,6 +44,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 _MISSING = object()
+_Step = tuple[str, Any, "_Plain | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class _Plain:
 
     attribute: str
     nullable: bool
+    field_type: GraphQLOutputType
     leaf: GraphQLLeafType | None = None
     object_type: GraphQLObjectType | None = None
     many: bool = False
@@ -67,13 +72,13 @@ def _plain(field: GraphQLField) -> _Plain | None:
     if isinstance(kind, GraphQLNonNull):
         kind = kind.of_type
     if is_leaf_type(kind):
-        return _Plain(attribute, nullable, leaf=kind)  # type: ignore[arg-type]
+        return _Plain(attribute, nullable, field.type, leaf=kind)  # type: ignore[arg-type]
     if isinstance(kind, GraphQLObjectType):
-        return _Plain(attribute, nullable, object_type=kind)
+        return _Plain(attribute, nullable, field.type, object_type=kind)
     if isinstance(kind, GraphQLList) and isinstance(kind.of_type, GraphQLNonNull):
         item = kind.of_type.of_type
         if isinstance(item, GraphQLObjectType):
-            return _Plain(attribute, nullable, object_type=item, many=True)
+            return _Plain(attribute, nullable, field.type, object_type=item, many=True)
     return None
 
 
@@ -99,6 +104,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     # while the schema holds them), forgotten with the schema.
     _plans: WeakKeyDictionary[GraphQLSchema, dict[int, _Plain | None]] = WeakKeyDictionary()
     _schema_plans: dict[int, _Plain | None]  # this request's schema's, looked up once
+    _steps: dict[int, tuple[Any, list[_Step]]]
 
     def _plan_of(self, field: GraphQLField) -> _Plain | None:
         try:
@@ -110,6 +116,25 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except KeyError:
             plan = plans[id(field)] = _plain(field)
             return plan
+
+    def _steps_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[_Step]:
+        """Per selection set (graphql-core memoizes them, one object per place in the query):
+        each field with its plan, looked up once per request rather than once per object."""
+        try:
+            known = self._steps
+        except AttributeError:
+            known = self._steps = {}
+        found = known.get(id(grouped_field_set))
+        if found is not None and found[0] is grouped_field_set:
+            return found[1]
+        steps = []
+        for response_name, details in grouped_field_set.items():
+            node = details[0].node
+            field = parent_type.fields.get(node.name.value)
+            plan = self._plan_of(field) if field is not None and not node.arguments else None
+            steps.append((response_name, details, plan))
+        known[id(grouped_field_set)] = (grouped_field_set, steps)  # kept alive: ids stay unique
+        return steps
 
     def execute_fields(
         self,
@@ -126,18 +151,14 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         results: dict[str, Any] = {}
         waiting: list[str] = []
         is_awaitable = self.is_awaitable
-        fields = parent_type.fields
         try:
-            for response_name, details in grouped_field_set.items():
-                node = details[0].node
-                field = fields.get(node.name.value)
-                plan = self._plan_of(field) if field is not None and not node.arguments else None
+            for response_name, details, plan in self._steps_of(parent_type, grouped_field_set):
                 result: Any = _MISSING
                 if plan is not None and plan.leaf is not None:
                     result = _leaf_value(plan, source_value)
                 elif plan is not None:
                     field_path = Path(path, response_name, parent_type.name)
-                    result = self._plain_object(plan, field, details, source_value, field_path)
+                    result = self._plain_object(plan, details, source_value, field_path)
                 if result is _MISSING:
                     field_path = Path(path, response_name, parent_type.name)
                     result = self.execute_field(
@@ -162,9 +183,59 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return get_results()
 
-    def _plain_object(
-        self, plan: _Plain, field: GraphQLField, details: Any, source: Any, path: Path
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: Any,
+        info: GraphQLResolveInfo,
+        path: Path,
+        result: Any,
+        position_context: Any,
     ) -> Any:
+        """A resolver's list of non-null objects (a profile's identities, tags, history)
+        completes as a plain field's does; anything else, graphql-core's way."""
+        item = return_type.of_type
+        if isinstance(item, GraphQLNonNull) and isinstance(item.of_type, GraphQLObjectType):
+            items = result if isinstance(result, list) else None
+            if items is not None and self._completable(item.of_type, items):
+                return self._objects(item.of_type, field_details_list, items, path, True)
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _completable(self, object_type: GraphQLObjectType, items: list[Any]) -> bool:
+        """No null among the items and each of the type: else graphql-core raises the error."""
+        if self.middleware_manager is not None and self.middleware_manager.middlewares:
+            return False
+        if any(item is None for item in items):
+            return False
+        check = object_type.is_type_of
+        # strawberry's is_type_of never reads the ResolveInfo (an isinstance check).
+        return check is None or all(check(item, None) for item in items)  # type: ignore[arg-type]
+
+    def _objects(
+        self, object_type: GraphQLObjectType, details: Any, items: list[Any], path: Path, many: bool
+    ) -> Any:
+        """Completed objects (a list when `many`), or an awaitable of them; errors raise."""
+        grouped = self.collect_subfields(object_type, details)[0]
+        done = [
+            self.execute_fields(
+                object_type, item, Path(path, index, None) if many else path, grouped, None
+            )
+            for index, item in enumerate(items)
+        ]
+        if not any(self.is_awaitable(item) for item in done):
+            return done if many else done[0]
+
+        async def later() -> Any:
+            completed = await gather_with_cancel(
+                *(item if self.is_awaitable(item) else _value(item) for item in done)
+            )
+            return completed if many else completed[0]
+
+        return later()
+
+    def _plain_object(self, plan: _Plain, details: Any, source: Any, path: Path) -> Any:
         """The completed object (or list), an awaitable of it, or _MISSING for graphql-core."""
         value: Any = getattr(source, plan.attribute, _MISSING)
         if value is _MISSING or (value is None and not plan.nullable):
@@ -173,40 +244,25 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
         object_type = plan.object_type
         assert object_type is not None
-        check = object_type.is_type_of
         items = list(value) if plan.many else [value]
-        if any(item is None for item in items):
+        if not self._completable(object_type, items):
             return _MISSING
-        # strawberry's is_type_of never reads the ResolveInfo (an isinstance check).
-        if check is not None and not all(check(item, None) for item in items):  # type: ignore[arg-type]
-            return _MISSING
-        grouped = self.collect_subfields(object_type, details)[0]
         try:
-            done = [
-                self.execute_fields(
-                    object_type, item, Path(path, index, None) if plan.many else path, grouped, None
-                )
-                for index, item in enumerate(items)
-            ]
+            done = self._objects(object_type, details, items, path, plan.many)
         except Exception as raw_error:
-            self.handle_field_error(raw_error, field.type, details, path)
+            self.handle_field_error(raw_error, plan.field_type, details, path)
             return None
-        if not any(self.is_awaitable(item) for item in done):
-            return done if plan.many else done[0]
-        return self._later(plan, field, details, path, done)
+        if not self.is_awaitable(done):
+            return done
+        return self._handled(done, plan, details, path)
 
-    async def _later(
-        self, plan: _Plain, field: GraphQLField, details: Any, path: Path, done: list[Any]
-    ) -> Any:
+    async def _handled(self, done: Any, plan: _Plain, details: Any, path: Path) -> Any:
         try:
-            items = await gather_with_cancel(
-                *(item if self.is_awaitable(item) else _awaited_value(item) for item in done)
-            )
+            return await done
         except Exception as raw_error:
-            self.handle_field_error(raw_error, field.type, details, path)
+            self.handle_field_error(raw_error, plan.field_type, details, path)
             return None
-        return items if plan.many else items[0]
 
 
-async def _awaited_value(value: Any) -> Any:
+async def _value(value: Any) -> Any:
     return value

@@ -144,6 +144,14 @@ async def count_segments(db: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(Segment)) or 0)
 
 
+async def segment_specs(session: AsyncSession) -> dict[str, SegmentSpec]:
+    """Every segment's spec by key: the part of the catalog a member list needs first."""
+    rows = await session.execute(
+        select(Segment.key, Segment.id, Segment.condition, Segment.materialized)
+    )
+    return {row.key: SegmentSpec(row.id, row.condition, row.materialized) for row in rows}
+
+
 def _by_id(catalog: Catalog, segment_id: uuid.UUID) -> SegmentSpec | None:
     return next((spec for spec in catalog.segments.values() if spec.id == segment_id), None)
 
@@ -208,10 +216,13 @@ async def members_filter(
     """Who is in a segment now, as a filter for profile.list_customers / count_customers
     (in MEMBER_ORDER: oldest customer first, a stable order for cursors)."""
     async with db.read() as session:
-        catalog = await load_catalog(session)
-    spec = _by_id(catalog, segment_id)
-    if spec is None:
-        raise NotFound("no such segment", field=["id"])
+        specs = await segment_specs(session)
+        spec = next((spec for spec in specs.values() if spec.id == segment_id), None)
+        if spec is None:
+            raise NotFound("no such segment", field=["id"])
+        if spec.materialized:  # its stored members: nothing to compile, no catalog to read
+            return to_sql(MembershipLeaf(spec.id), now or utcnow())
+        catalog = await load_catalog(session, specs)
     return _membership(catalog, spec, now or utcnow())
 
 

@@ -38,6 +38,14 @@ class Holder:
     leaves: list[Leaf]
     optional_leaves: list[Leaf] | None
 
+    @strawberry.field
+    def resolved(self) -> list[Leaf]:
+        return self.leaves
+
+    @strawberry.field
+    async def resolved_later(self) -> list[Leaf]:
+        return self.leaves
+
 
 @strawberry.type
 class Query:
@@ -91,6 +99,9 @@ QUERIES = [
     "{ badHolder { maybe { key } } }",
     "{ badHolder { leaves { key } } }",
     "{ badHolder { optionalLeaves { key } } }",
+    "{ holder { resolved { key later broken } resolvedLater { key note } } }",
+    "{ badHolder { resolved { key } } }",
+    "{ badHolder { resolvedLater { key } } }",
 ]
 
 
