@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.auth import principal_of
-from api.context import AppState, Context
+from api.context import AppState, Context, request_db
 from api.graphql_router import KeyedGraphQLRouter
 from api.schema.root import build_schema
 from domain.access import Principal
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def context_getter(
         connection: HTTPConnection, principal: Principal | None = Depends(principal_of)
     ) -> AsyncIterator[Context]:
-        context = Context(state, principal, request_scoped=connection.scope["type"] == "http")
+        context = Context(state, principal, request_db(connection))
         try:
             yield context
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import HTTPException, status
 from starlette.requests import HTTPConnection, Request
 
+from api.context import request_db
 from domain.access import Principal, authenticate
 from store.db import is_unavailable
 
@@ -46,7 +47,7 @@ async def principal_of(request: HTTPConnection) -> Principal | None:
             UNAUTHORIZED,
         )
     try:
-        principal = await authenticate(request.app.state.c360.db, token)
+        principal = await authenticate(request_db(request), token)
     except Exception as error:
         if not is_unavailable(error):
             raise

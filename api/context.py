@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
 from api.resolvers.loaders import Loaders
@@ -33,17 +34,28 @@ class AppState:
         return RateLimiter(self.redis, self.settings.cost_budget_per_minute)
 
 
+def request_db(connection: HTTPConnection) -> Database:
+    """The database as one connection sees it, made on first use: an HTTP request's reads,
+    from the key lookup to the last list of the response, share one pooled connection until
+    the context closes it (store.db.RequestReads); a websocket lives too long to hold one."""
+    found = getattr(connection.state, "c360_db", None)
+    if found is None:
+        db = connection.app.state.c360.db
+        found = db.request_scope() if connection.scope["type"] == "http" else db
+        connection.state.c360_db = found
+    return found  # type: ignore[no-any-return]
+
+
 class Context(BaseContext):
     def __init__(
-        self, state: AppState, principal: Principal | None, *, request_scoped: bool = False
+        self, state: AppState, principal: Principal | None, db: Database | None = None
     ) -> None:
-        """`request_scoped`: an HTTP request's reads share one connection until `close()`
-        (store.db.RequestReads); a websocket's context lives too long to hold one."""
+        """`db`: the request's own (`request_db`); `close()` gives back what it holds."""
         super().__init__()
         self.state = state
         self.principal = principal
         self.request_id = uuid.uuid4().hex
-        self._db = state.db.request_scope() if request_scoped else state.db
+        self._db = db or state.db
 
     @property
     def db(self) -> Database:
