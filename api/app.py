@@ -19,6 +19,7 @@ from api.auth import principal_of
 from api.context import AppState, Context, request_db
 from api.graphql_router import KeyedGraphQLRouter
 from api.schema.root import build_schema
+from domain import tagging
 from domain.access import Principal
 from domain.dispatcher import Dispatcher
 from domain.lifecycle_rules import sweep_every
@@ -50,7 +51,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.lifecycle_sweep_interval_seconds > 0:
             every = settings.lifecycle_sweep_interval_seconds
             sweeper = asyncio.create_task(sweep_every(state.db, every), name="c360-sweep")
+        tag_sweeper = None
+        if settings.tag_sweep_interval_seconds > 0:
+            every = settings.tag_sweep_interval_seconds
+            tag_sweeper = asyncio.create_task(
+                tagging.sweep_every(state.db, every), name="c360-tag-sweep"
+            )
         yield
+        if tag_sweeper is not None:
+            tag_sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tag_sweeper
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -123,6 +123,24 @@ def sweep(
     )
 
 
+@app.command("sweep-tags")
+def sweep_tags() -> None:
+    """Remove expired tag assignments (recorded as EXPIRED) and re-evaluate every RULE tag over
+    all profiles: conditions that time alone makes true need it; `serve` also does this every
+    tag_sweep_interval_seconds."""
+    from domain.tagging import sweep as tag_sweep
+
+    started = time.perf_counter()
+    result = with_database(tag_sweep, Settings())
+    seconds = time.perf_counter() - started
+    assigned = sum(r.assigned for r in result.rules)
+    removed = sum(r.removed for r in result.rules)
+    console.print(
+        f"[green]swept tags[/green]: {result.expired} expired assignments removed; "
+        f"{len(result.rules)} RULE tags: {assigned} assigned, {removed} removed in {seconds:.1f}s"
+    )
+
+
 @lifecycle.command("preset")
 def lifecycle_preset(
     name: Annotated[str, typer.Argument(help="funnel or clm.")],

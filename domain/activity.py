@@ -22,11 +22,11 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import metrics
+from domain.derived import refresh_derived
 from domain.erasure import ErasurePolicy
 from domain.errors import DomainError, InvalidInput
 from domain.history import HistoryQuery, newest_first_pages
 from domain.identity import IdentifyInput, resolve_batch
-from domain.lifecycle_rules import apply_rules
 from domain.pagination import Page
 from store.db import Database
 from store.models import Event, Order
@@ -207,7 +207,7 @@ async def _ingest(
         touched = sorted({row["customer_id"] for row in fresh})
         await metrics.recompute(session, touched, now)
         landed_on = {target for target in landed.values() if not isinstance(target, DomainError)}
-        await apply_rules(session, landed_on, now, actor)  # lifecycle: stage after this data
+        await refresh_derived(session, landed_on, now, actor)  # RULE tags, stage, segments
         refused.sort(key=lambda e: int(e.field[1]))
         return IngestOutcome(len(fresh), duplicates, tuple(refused), tuple(touched))
 

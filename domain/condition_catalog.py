@@ -1,5 +1,5 @@
 """What a condition may name: tags, lifecycle stages, identity types and segments, read once
-per validation (the catalog), and which segments a stored condition refers to."""
+per validation (the catalog), and which segments and tags a stored condition refers to."""
 
 from __future__ import annotations
 
@@ -70,6 +70,15 @@ def referenced_segments(condition: Any) -> set[str]:
     found = set()
     for kind, payload in _leaves(condition):
         if kind == "segment" and isinstance(payload.get("key"), str):
+            found.add(payload["key"])
+    return found
+
+
+def referenced_tags(condition: Any) -> set[str]:
+    """The keys of the tags a stored condition names directly (tolerant of malformed trees)."""
+    found = set()
+    for kind, payload in _leaves(condition):
+        if kind == "tag" and isinstance(payload.get("key"), str):
             found.add(payload["key"])
     return found
 

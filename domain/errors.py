@@ -18,6 +18,9 @@
     │   │   (over 12 levels), CONDITION_TOO_LARGE (over 200 leaves), SEGMENT_CYCLE
     │   ├── codes of segments: DUPLICATE_KEY, SEGMENT_IN_USE (delete while a segment, RULE tag
     │   │   or lifecycle rule refers to it)
+    │   ├── codes of tags: UNKNOWN_TAG, INVALID_TAG_VALUE, TAG_IN_USE, TAG_ARCHIVED,
+    │   │   TOO_MANY_CUSTOMERS (over 10,000 listed: tag a segment instead), RULE_TAG_READ_ONLY
+    │   │   (tagging a RULE tag by hand), TAG_CYCLE (a RULE tag's condition reading the tag)
     │   └── PAGE_SIZE_EXCEEDED, INVALID_CURSOR, BATCH_TOO_LARGE
     └── Forbidden               FORBIDDEN: the caller's role may not do this
 

@@ -21,14 +21,13 @@ from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import Change, record_changes
+from domain.derived import refresh_derived
 from domain.erasure import ErasurePolicy, erased_keys
 from domain.errors import DomainError, InvalidInput
 from domain.identity_types import IdentityTypeSpec, load_identity_types
-from domain.lifecycle_rules import apply_rules
 from domain.merging import lock_profiles, merge_into, profile_states
 from domain.normalize import normalize
 from domain.resolution import Key, ProfileState, Step, WorkingSet
-from domain.segment_refresh import refresh_for_customers
 from domain.traits import COLUMNS, ProfileValues, Traits, parse_traits
 from store.db import Database
 from store.models import Customer, IdempotencyKey, Identity
@@ -260,11 +259,10 @@ async def identify_batch(
             )
             await session.flush()
         results = await resolve_batch(session, inputs, region, actor, erased)
-        # Lifecycle rules for the profiles the batch landed on (ingest runs them itself).
+        # RULE tags, lifecycle stage and materialized segments of the profiles the batch
+        # landed on (traits, identities, merges); ingest runs them itself.
         landed_on = {r.customer_id for r in results if r.customer_id}
-        await apply_rules(session, landed_on, utcnow(), actor)
-        # Then the materialized segments they may have entered or left (traits, stage, merges).
-        await refresh_for_customers(session, list(landed_on))
+        await refresh_derived(session, landed_on, utcnow(), actor)
         if idempotency_key:
             await session.execute(
                 update(IdempotencyKey)

@@ -1,9 +1,9 @@
 """Automatic stage transitions: the model's rules, evaluated in SQL, after writes and in a sweep.
 
-`apply_rules` runs in the transaction of a write (identify, events, orders; tags to come) for
-the profiles it touched; `sweep` runs every rule over all live profiles in batches: for the
-rules that time alone makes true ("no activity in 180 days"), and for inputs that change
-without a write (RFM scores, tag expiry, a merge).
+`apply_rules` runs in the transaction of a write (identify, events, orders, profile edits, tags:
+see domain.derived) for the profiles it touched; `sweep` runs every rule over all live
+profiles in batches: for the rules that time alone makes true ("no activity in 180 days"), and
+for inputs that change without a write (RFM scores, tag expiry, a merge).
 
 How a run decides, in passes until nothing moves:
 - A profile without a stage enters the model's entry stage (a new profile: "first identify").
@@ -25,7 +25,6 @@ and logged, never allowed to fail the write that triggered it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Collection, Sequence
@@ -41,6 +40,7 @@ from domain.condition_sql import CustomerFilter, to_sql
 from domain.conditions import Catalog, load_catalog, parse
 from domain.errors import InvalidInput
 from domain.lifecycle import LifecycleModelRecord, RuleRecord, load_model
+from domain.periodic import run_every
 from domain.stage_moves import write_moves
 from store.db import Database
 from store.locking import hold_lifecycle_model
@@ -66,11 +66,15 @@ class _Rule:
 
 
 async def apply_rules(
-    session: AsyncSession, customer_ids: Collection[uuid.UUID], now: datetime, actor: str | None
+    session: AsyncSession,
+    customer_ids: Collection[uuid.UUID] | Select[Any],
+    now: datetime,
+    actor: str | None,
 ) -> int:
-    """Run the model's rules for these profiles inside the caller's transaction (which holds
-    their row locks); returns how many transitions were written."""
-    if not customer_ids:
+    """Run the model's rules for these profiles (ids, or a select of ids that reads no
+    customers row) inside the caller's transaction (which holds their row locks); returns how
+    many transitions were written."""
+    if not isinstance(customer_ids, Select) and not customer_ids:
         return 0
     await hold_lifecycle_model(session, exclusive=False)
     model = await load_model(session)
@@ -108,14 +112,11 @@ async def sweep(
 async def sweep_every(db: Database, seconds: float) -> None:
     """`sweep` every `seconds` until cancelled (the background task of `serve`); a failed
     sweep is logged and the next one runs on time."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            result = await sweep(db)
-        except Exception:  # the task must outlive any one failure; the stack goes to the log
-            log.exception("lifecycle sweep failed")
-            continue
+
+    def report(result: SweepResult) -> None:
         log.info("lifecycle sweep: %s customers, %s transitions", *astuple(result))
+
+    await run_every(seconds, partial(sweep, db), report, log, "lifecycle sweep")
 
 
 async def _sweep_batch(

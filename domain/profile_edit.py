@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import Change, record_changes
+from domain.derived import refresh_derived
 from domain.errors import InvalidInput, NotFound
 from domain.profile import CustomerRecord, customer_select, resolve_live_id, to_record
 from domain.traits import PROFILE_FIELDS, parse_traits
@@ -69,6 +70,7 @@ async def update_customer(
         customer.attributes, customer.field_times = merged, times
         customer.updated_at, customer.version = now, customer.version + 1
         await session.flush()
+        await refresh_derived(session, [customer.id], now, actor)  # RULE tags, stage, segments
         fields = sorted([*traits.fields, *(f"attributes.{k}" for k in attributes or {})])
         await record_changes(
             session,

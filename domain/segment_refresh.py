@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import Select, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import Change, record_changes
@@ -68,7 +69,7 @@ async def refresh_members(
     catalog: Catalog,
     key: str,
     now: datetime,
-    customer_ids: Sequence[uuid.UUID] | None = None,
+    customer_ids: Sequence[uuid.UUID] | Select[Any] | None = None,
 ) -> RefreshResult:
     """Bring one materialized segment's members in step with its condition, for everyone or
     for `customer_ids` only, recording who entered and who left."""
@@ -180,18 +181,21 @@ async def refresh_all(db: Database, now: datetime | None = None) -> list[Refresh
 
 
 async def refresh_for_customers(
-    session: AsyncSession, customer_ids: Sequence[uuid.UUID], now: datetime | None = None
+    session: AsyncSession,
+    customer_ids: Collection[uuid.UUID] | Select[Any],
+    now: datetime | None = None,
 ) -> list[RefreshResult]:
-    """Re-evaluate every materialized segment for these customers only, inside the caller's
-    write transaction: call it at the end of a write that changed what conditions read
-    (profile fields, tags, stage, identities, events, orders, metrics, merges)."""
-    if not customer_ids:
+    """Re-evaluate every materialized segment for these customers only (ids, or a select of
+    ids that reads no customers row), inside the caller's write transaction: call it at the
+    end of a write that changed what conditions read (profile fields, tags, stage,
+    identities, events, orders, metrics, merges)."""
+    if not isinstance(customer_ids, Select) and not customer_ids:
         return []
     materialized = select(Segment.id).where(Segment.materialized.is_(True)).limit(1)
     if await session.scalar(materialized) is None:
         return []  # the common case, answered with one cheap statement
     now = now or utcnow()
-    ids = list(dict.fromkeys(customer_ids))
+    ids = customer_ids if isinstance(customer_ids, Select) else list(dict.fromkeys(customer_ids))
     catalog = await load_catalog(session)
     results = []
     for key in refresh_order(catalog):

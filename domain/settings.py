@@ -78,3 +78,7 @@ class Settings(BaseSettings):
     lifecycle_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the lifecycle rules (each worker)."
     )
+    # Tags (domain/tagging.py): expired assignments swept, every RULE tag re-evaluated; 0: off.
+    tag_sweep_interval_seconds: float = Field(
+        default=3600.0, description="How often `serve` sweeps the tags (each worker)."
+    )

@@ -2,31 +2,41 @@
 
 Every verb works on a set of target profiles (an explicit list, or a segment's members) with a
 fixed number of set-based statements, whatever the size of the set: assignments, history rows
-and outbox events are written by INSERT ... SELECT, never row by row from Python.
+and outbox events are written by INSERT ... SELECT, never row by row from Python. What depends
+on tags follows in the same transaction, set-based too, for the profiles whose tags moved
+(domain.derived: RULE tags, lifecycle rules, materialized segments).
 
 An assignment of a tag a profile already carries replaces its value (history: CHANGED when the
 value changes). An assignment past its `expires_at` stops counting at once everywhere; the
-sweep (`sweep_expired`) removes it later and records EXPIRED.
+sweep (`sweep_expired`, run by `sweep` with the RULE tags' full re-evaluation: `c360
+sweep-tags` and the periodic task of `serve`) removes it later and records EXPIRED.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, literal, select, update
+from sqlalchemy import Select, and_, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain import segments, tag_records
+from domain.derived import refresh_derived
 from domain.errors import InvalidInput, NotFound
+from domain.periodic import run_every
 from domain.profile import live_customers
+from domain.rule_tags import RuleResult, reevaluate_all
 from domain.tags import DEFINITION_COLUMNS, TagDefinitionRecord, check_value
 from store.db import Database
-from store.models import Customer, OutboxEvent, TagAssignment, TagDefinition, TagHistory
-from store.sqlfuncs import new_uuid
+from store.models import Customer, TagAssignment, TagDefinition, TagHistory
 from store.types import UTCDateTime, utcnow
+
+log = logging.getLogger("c360.tags")
 
 MAX_LISTED = 10_000
 
@@ -69,35 +79,25 @@ async def listed_targets(db: Database, customer_ids: Sequence[uuid.UUID]) -> lis
     return sorted({record.id for record in live.values()})
 
 
-def _targets_of(ids: Sequence[uuid.UUID] | Select[Any]) -> Select[Any]:
-    if isinstance(ids, Select):
-        return ids
-    return select(Customer.id).where(Customer.id.in_(ids), Customer.status == "ACTIVE")
+@dataclass(frozen=True, slots=True)
+class InSegment:
+    """The members of a segment at the time of the call, however many."""
+
+    segment_id: uuid.UUID
 
 
-def _events(
-    session: AsyncSession,
-    kind: str,
-    customers: Select[Any],
-    tag: TagDefinitionRecord,
-    value: str | None,
-    now: datetime,
-) -> Any:
-    """tag.assigned / tag.removed for each profile in `customers`, written by the database."""
-    dialect = session.get_bind().dialect.name
-    payload = {"tag": tag.key, "value": value} if kind == "tag.assigned" else {"tag": tag.key}
-    rows = customers.subquery()
-    column = rows.c[0]
-    return insert(OutboxEvent).from_select(
-        ["event_id", "kind", "customer_id", "payload", "created_at"],
-        select(
-            new_uuid(dialect),
-            literal(kind),
-            column,
-            literal(payload, OutboxEvent.payload.type),
-            literal(now, UTCDateTime()),
-        ),
-    )
+Targets = Sequence[uuid.UUID] | InSegment
+
+
+async def _targets_of(db: Database, targets: Targets, now: datetime) -> Select[Any]:
+    """The live profiles to act on, as a select of their ids. A segment's members are what the
+    segments module counts as its members: the stored ones of a materialized segment, the
+    condition evaluated at `now` for a dynamic one."""
+    if isinstance(targets, InSegment):
+        members = await segments.customer_filter(db, None, targets.segment_id, now)
+        assert members is not None
+        return members.apply(select(Customer.id))
+    return select(Customer.id).where(Customer.id.in_(targets), Customer.status == "ACTIVE")
 
 
 async def _expire(
@@ -109,61 +109,37 @@ async def _expire(
         TagAssignment.customer_id.in_(customers),
         TagAssignment.expires_at <= now,
     )
-    await _history(session, "EXPIRED", expired, None, None, "expiry", now)
-    await session.execute(
-        _events(
-            session, "tag.removed", select(TagAssignment.customer_id).where(expired), tag, None, now
-        )
-    )
-    await session.execute(delete(TagAssignment).where(expired))
-
-
-async def _history(
-    session: AsyncSession,
-    action: str,
-    which: Any,
-    new_value: Any,
-    source: Any,
-    actor: str | None,
-    now: datetime,
-) -> None:
-    """One history row per current assignment matching `which`."""
-    await session.execute(
-        insert(TagHistory).from_select(
-            ["customer_id", "tag_id", "action", "old_value", "new_value", "source", "actor", "at"],
-            select(
-                TagAssignment.customer_id,
-                TagAssignment.tag_id,
-                literal(action),
-                TagAssignment.value,
-                literal(new_value, TagHistory.new_value.type),
-                literal(source, TagHistory.source.type),
-                literal(actor, TagHistory.actor.type),
-                literal(now, UTCDateTime()),
-            ).where(which),
-        )
-    )
+    await tag_records.remove(session, "EXPIRED", expired, tag.key, None, "expiry", now)
 
 
 async def assign(
     session: AsyncSession,
     tag: TagDefinitionRecord,
-    customers: Sequence[uuid.UUID] | Select[Any],
+    targets: Select[Any],
     assignment: Assignment,
     actor: str | None,
     now: datetime,
 ) -> int:
-    """Assign `tag` to every profile in `customers` (ids, or a select of ids); returns how many."""
-    targets = _targets_of(customers)
+    """Assign `tag` to every profile `targets` selects; returns how many.
+
+    The events go first: a segment's condition may read this very tag, so who is targeted is
+    read before any assignment changes. The later statements stay exact regardless: updates
+    touch only profiles already holding the tag, inserts only those not holding it, and no
+    condition reads another profile's tags (nor tag history, nor the outbox)."""
     count = (
         await session.execute(select(func.count()).select_from(targets.subquery()))
     ).scalar_one()
     if not count:
         return 0
+    await session.execute(
+        tag_records.events(session, "tag.assigned", targets, tag.key, assignment.value, now)
+    )
     await _expire(session, tag, targets, now)
     mine = and_(TagAssignment.tag_id == tag.id, TagAssignment.customer_id.in_(targets))
     changed = and_(mine, TagAssignment.value.is_distinct_from(assignment.value))
-    await _history(session, "CHANGED", changed, assignment.value, assignment.source, actor, now)
+    await tag_records.history(
+        session, "CHANGED", changed, assignment.value, assignment.source, actor, now
+    )
     values = {
         "value": assignment.value,
         "source": assignment.source,
@@ -202,31 +178,20 @@ async def assign(
             ),
         )
     )
-    await session.execute(_events(session, "tag.assigned", targets, tag, assignment.value, now))
     return int(count)
 
 
 async def unassign(
     session: AsyncSession,
     tag: TagDefinitionRecord,
-    customers: Sequence[uuid.UUID] | Select[Any],
+    targets: Select[Any],
     actor: str | None,
     now: datetime,
 ) -> int:
-    """Remove `tag` from every profile in `customers` that carries it; returns how many."""
-    targets = _targets_of(customers)
+    """Remove `tag` from every profile `targets` selects that carries it; returns how many."""
     await _expire(session, tag, targets, now)
     mine = and_(TagAssignment.tag_id == tag.id, TagAssignment.customer_id.in_(targets))
-    carrying = select(TagAssignment.customer_id).where(mine)
-    count = (
-        await session.execute(select(func.count()).select_from(carrying.subquery()))
-    ).scalar_one()
-    if not count:
-        return 0
-    await _history(session, "REMOVED", mine, None, None, actor, now)
-    await session.execute(_events(session, "tag.removed", carrying, tag, None, now))
-    await session.execute(delete(TagAssignment).where(mine))
-    return int(count)
+    return await tag_records.remove(session, "REMOVED", mine, tag.key, None, actor, now)
 
 
 def expiry(tag: TagDefinitionRecord, expires_at: datetime | None, now: datetime) -> datetime | None:
@@ -239,36 +204,44 @@ def expiry(tag: TagDefinitionRecord, expires_at: datetime | None, now: datetime)
     return now + timedelta(days=tag.default_ttl_days) if tag.default_ttl_days else None
 
 
+def _refuse_rule(tag: TagDefinitionRecord) -> None:
+    if tag.kind == "RULE":
+        raise InvalidInput(
+            f"{tag.key} is a RULE tag: its condition assigns and removes it",
+            field=("tag",),
+            code="RULE_TAG_READ_ONLY",
+        )
+
+
 async def tag_customers(
     db: Database,
     key: str,
-    customers: Sequence[uuid.UUID] | Select[Any],
+    customers: Targets,
     assignment: Assignment,
     actor: str | None,
     *,
-    allow_rule: bool = False,
     now: datetime | None = None,
 ) -> int:
-    """The tagCustomers verb: checks the tag and value, then assigns in one transaction."""
+    """The tagCustomers verb: checks the tag and value, then assigns in one transaction, with
+    what follows for the profiles whose tags changed."""
     now = now or utcnow()
     if assignment.confidence is not None and not 0 <= assignment.confidence <= 1:
         raise InvalidInput("confidence is between 0 and 1", field=("confidence",))
+    targets = await _targets_of(db, customers, now)
 
     async def work(session: AsyncSession) -> int:
         tag = await _tag(session, key, for_assignment=True)
-        if tag.kind == "RULE" and not allow_rule:
-            raise InvalidInput(
-                f"{key} is a RULE tag: its condition assigns it",
-                field=("tag",),
-                code="RULE_TAG_READ_ONLY",
-            )
+        _refuse_rule(tag)
         checked = Assignment(
             value=check_value(tag, assignment.value),
             expires_at=expiry(tag, assignment.expires_at, now),
             source=assignment.source,
             confidence=assignment.confidence,
         )
-        return await assign(session, tag, customers, checked, actor, now)
+        count = await assign(session, tag, targets, checked, actor, now)
+        if count:
+            await refresh_derived(session, tag_records.touched([tag.id], now), now, actor)
+        return count
 
     return await db.transact(work)
 
@@ -276,28 +249,28 @@ async def tag_customers(
 async def untag_customers(
     db: Database,
     key: str,
-    customers: Sequence[uuid.UUID] | Select[Any],
+    customers: Targets,
     actor: str | None,
     *,
     now: datetime | None = None,
 ) -> int:
     now = now or utcnow()
+    targets = await _targets_of(db, customers, now)
 
     async def work(session: AsyncSession) -> int:
         tag = await _tag(session, key, for_assignment=False)
-        if tag.kind == "RULE":
-            raise InvalidInput(
-                f"{key} is a RULE tag: its condition removes it",
-                field=("tag",),
-                code="RULE_TAG_READ_ONLY",
-            )
-        return await unassign(session, tag, customers, actor, now)
+        _refuse_rule(tag)
+        count = await unassign(session, tag, targets, actor, now)
+        if count:
+            await refresh_derived(session, tag_records.touched([tag.id], now), now, actor)
+        return count
 
     return await db.transact(work)
 
 
 async def sweep_expired(db: Database, now: datetime | None = None) -> int:
-    """Remove every assignment past its expiry, recording EXPIRED and tag.removed."""
+    """Remove every assignment past its expiry, recording EXPIRED and tag.removed (and what
+    follows for those profiles: RULE tags, stages, materialized segments)."""
     now = now or utcnow()
 
     async def work(session: AsyncSession) -> int:
@@ -317,6 +290,38 @@ async def sweep_expired(db: Database, now: datetime | None = None) -> int:
                 await session.execute(select(func.count()).select_from(expired.subquery()))
             ).scalar_one()
             await _expire(session, tag, expired, now)
+        if tag_ids:
+            await refresh_derived(session, tag_records.touched(tag_ids, now), now, "expiry")
         return removed
 
     return await db.transact(work)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    expired: int
+    rules: list[RuleResult]
+
+
+async def sweep(db: Database, now: datetime | None = None) -> SweepResult:
+    """The periodic upkeep of tags: remove expired assignments (recorded EXPIRED), then
+    re-evaluate every RULE tag over everyone (`c360 sweep-tags`, and `serve` on its interval)."""
+    now = now or utcnow()
+    return SweepResult(await sweep_expired(db, now), await reevaluate_all(db, now))
+
+
+async def sweep_every(db: Database, seconds: float) -> None:
+    """`sweep` every `seconds` until cancelled (a background task of `serve`); a failed sweep
+    is logged and the next one runs on time."""
+
+    def report(result: SweepResult) -> None:
+        assigned = sum(r.assigned for r in result.rules)
+        removed = sum(r.removed for r in result.rules)
+        log.info(
+            "tag sweep: %s expired; RULE tags: %s assigned, %s removed",
+            result.expired,
+            assigned,
+            removed,
+        )
+
+    await run_every(seconds, partial(sweep, db), report, log, "tag sweep")

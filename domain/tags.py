@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain import rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.history import HistoryQuery, newest_first_pages
 from domain.pagination import Page
@@ -187,6 +188,16 @@ def _validate(spec: TagSpec, current: TagDefinitionRecord | None) -> TagSpec:
         raise InvalidInput("a RULE tag needs a condition", field=(*where, "condition"))
     if merged.kind != "RULE" and merged.condition is not None:
         raise InvalidInput("only RULE tags have a condition", field=(*where, "condition"))
+    if merged.kind == "RULE" and merged.value_type != "FLAG":
+        raise InvalidInput(
+            "a RULE tag is a FLAG: its condition says who holds it, not a value",
+            field=(*where, "valueType"),
+        )
+    if merged.kind == "RULE" and merged.default_ttl_days is not None:
+        raise InvalidInput(
+            "a RULE tag is held while its condition holds: it takes no defaultTtlDays",
+            field=(*where, "defaultTtlDays"),
+        )
     if merged.default_ttl_days is not None and merged.default_ttl_days < 1:
         raise InvalidInput("defaultTtlDays must be at least 1", field=(*where, "defaultTtlDays"))
     return merged
@@ -197,11 +208,12 @@ def _record(row: TagDefinition) -> TagDefinitionRecord:
 
 
 async def define_tag(
-    db: Database, spec: TagSpec, validate_condition: Any = None
+    db: Database, spec: TagSpec, *, actor: str | None = None, now: datetime | None = None
 ) -> TagDefinitionRecord:
+    """Save a tag; a RULE tag's condition is checked like a segment's and the tag is assigned
+    at once, in the same transaction, to the profiles it matches."""
     merged = _validate(spec, None)
-    if merged.condition is not None and validate_condition is not None:
-        await validate_condition(db, merged.condition, ("input", "condition"))
+    now = now or utcnow()
 
     async def work(session: AsyncSession) -> TagDefinitionRecord:
         taken = await session.scalar(
@@ -210,6 +222,10 @@ async def define_tag(
         if taken is not None:
             raise InvalidInput(
                 f"a tag {merged.key!r} exists already", field=("input", "key"), code="DUPLICATE_KEY"
+            )
+        if merged.condition is not None:
+            await rule_tags.check_condition(
+                session, merged.key, merged.condition, ("input", "condition")
             )
         row = TagDefinition(
             key=merged.key,
@@ -224,14 +240,20 @@ async def define_tag(
         )
         session.add(row)
         await session.flush()
+        if row.kind == "RULE":
+            await rule_tags.after_definition(session, row.key, now, actor)
         return _record(row)
 
     return await db.transact(work)
 
 
 async def update_tag(
-    db: Database, spec: TagSpec, validate_condition: Any = None
+    db: Database, spec: TagSpec, *, actor: str | None = None, now: datetime | None = None
 ) -> TagDefinitionRecord:
+    """Change a tag; a RULE tag given a new condition is re-evaluated over everyone at once
+    (with the RULE tags that read it), in the same transaction."""
+    now = now or utcnow()
+
     async def work(session: AsyncSession) -> TagDefinitionRecord:
         row = await session.scalar(
             select(TagDefinition).where(TagDefinition.key == spec.key).with_for_update()
@@ -260,12 +282,9 @@ async def update_tag(
                 field=("patch", "allowedValues"),
                 code="TAG_IN_USE",
             )
-        if (
-            merged.condition is not None
-            and validate_condition is not None
-            and spec.condition is not None
-        ):
-            await validate_condition(db, merged.condition, ("patch", "condition"))
+        if spec.condition is not None:
+            field = ("patch", "condition")
+            await rule_tags.check_condition(session, row.key, spec.condition, field)
         for name in (
             "name",
             "description",
@@ -276,8 +295,10 @@ async def update_tag(
             "default_ttl_days",
         ):
             setattr(row, name, getattr(merged, name))
-        row.updated_at = utcnow()
+        row.updated_at = now
         await session.flush()
+        if spec.condition is not None and not row.archived:
+            await rule_tags.after_definition(session, row.key, now, actor)
         return _record(row)
 
     return await db.transact(work)

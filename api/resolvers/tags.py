@@ -9,6 +9,7 @@ import strawberry
 from api.context import Context
 from api.ids import parse_uuid_id
 from api.schema.common import UserError
+from api.schema.conditions import condition_dict
 from api.schema.tags import (
     TagCustomersPayload,
     TagDefinition,
@@ -43,10 +44,11 @@ async def define(context: Context, input: TagDefinitionInput) -> TagDefinitionPa
         value_type=input.value_type.value,
         allowed_values=input.allowed_values,
         kind=input.kind.value,
+        condition=condition_dict(input.condition) if input.condition else None,
         default_ttl_days=input.default_ttl_days,
     )
     try:
-        record = await tags.define_tag(context.db, spec)
+        record = await tags.define_tag(context.db, spec, actor=context.actor)
     except DomainError as error:
         return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
     return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
@@ -62,10 +64,11 @@ async def update_definition(
         category=patch.category,
         value_type=patch.value_type.value if patch.value_type else None,
         allowed_values=patch.allowed_values,
+        condition=condition_dict(patch.condition) if patch.condition else None,
         default_ttl_days=patch.default_ttl_days,
     )
     try:
-        record = await tags.update_tag(context.db, spec)
+        record = await tags.update_tag(context.db, spec, actor=context.actor)
     except DomainError as error:
         return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
     return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
@@ -81,13 +84,15 @@ async def archive(context: Context, key: str) -> TagDefinitionPayload:
 
 async def _targets(
     context: Context, customers: list[strawberry.ID] | None, segment: strawberry.ID | None
-):  # type: ignore[no-untyped-def]
+) -> tagging.Targets:
+    """An explicit list (at most 10,000 ids) or every member of a segment, however many."""
     if (customers is None) == (segment is None):
         raise InvalidInput("give `customers` or `segment`", field=("customers",))
     if customers is not None:
         ids = [parse_uuid_id(c, "Customer", "customers") for c in customers]
         return await tagging.listed_targets(context.db, ids)
-    raise InvalidInput("tagging by segment arrives with segments", field=("segment",))
+    assert segment is not None
+    return tagging.InSegment(parse_uuid_id(segment, "Segment", "segment"))
 
 
 async def tag_customers(

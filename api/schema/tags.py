@@ -13,6 +13,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.ids import to_global_id
 from api.schema.common import Node, PageInfo, UserError
+from api.schema.conditions import ConditionInput
 from domain.tags import AssignmentRecord, TagDefinitionRecord
 
 
@@ -123,6 +124,11 @@ class TagDefinitionInput:
     value_type: TagValueType = TagValueType.FLAG
     allowed_values: list[str] | None = None
     kind: TagKind = TagKind.MANUAL
+    condition: ConditionInput | None = strawberry.field(
+        default=None,
+        description="RULE tags only (and required there): who holds the tag. A RULE tag is a "
+        "FLAG without defaultTtlDays, assigned and removed automatically.",
+    )
     default_ttl_days: int | None = None
 
 
@@ -132,6 +138,9 @@ class TagDefinitionPatch:
     description: str | None = None
     category: str | None = None
     allowed_values: list[str] | None = None
+    condition: ConditionInput | None = strawberry.field(
+        default=None, description="A RULE tag's new condition: re-evaluated over everyone at once."
+    )
     default_ttl_days: int | None = None
     value_type: TagValueType | None = strawberry.field(
         default=None, description="Refused while the tag has assignments."
