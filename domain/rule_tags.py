@@ -44,6 +44,7 @@ from domain.lifecycle_rules import apply_rules
 from domain.segment_refresh import refresh_for_customers
 from store.db import Database
 from store.models import Customer, CustomerMetrics, TagAssignment, TagDefinition
+from store.tuning import no_nested_loops
 from store.types import UTCDateTime, utcnow
 
 __all__ = [
@@ -235,6 +236,8 @@ async def _evaluate_in_order(
 ) -> list[RuleResult]:
     highest = select(func.coalesce(func.max(TagAssignment.id), 0))
     written_after = int(await session.scalar(highest) or 0)
+    if scope is None:
+        await no_nested_loops(session)
     results = []
     for rule in _in_order(rules, catalog):
         matches = _compiled(catalog, rule, now)

@@ -34,6 +34,7 @@ from domain.rule_tags import RuleResult, reevaluate_all
 from domain.tags import DEFINITION_COLUMNS, TagDefinitionRecord, check_value
 from store.db import Database
 from store.models import Customer, TagAssignment, TagDefinition, TagHistory
+from store.tuning import no_nested_loops
 from store.types import UTCDateTime, utcnow
 
 log = logging.getLogger("c360.tags")
@@ -232,6 +233,8 @@ async def tag_customers(
     async def work(session: AsyncSession) -> int:
         tag = await _tag(session, key, for_assignment=True)
         _refuse_rule(tag)
+        if isinstance(customers, InSegment):
+            await no_nested_loops(session)
         checked = Assignment(
             value=check_value(tag, assignment.value),
             expires_at=expiry(tag, assignment.expires_at, now),
