@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy import BindParameter, Uuid, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from domain.lifecycle import TransitionRecord
@@ -72,13 +72,17 @@ class Bundle:
     metrics: MetricsRecord | None = None
 
 
-def _at(micros: int | None) -> datetime | None:
-    return None if micros is None else EPOCH + timedelta(microseconds=micros)
+def _at(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def _maybe_at(micros: int | None) -> datetime | None:
+    return None if micros is None else _at(micros)
 
 
 def _identities(customer_id: uuid.UUID, rows: list[list[Any]]) -> list[IdentityRecord]:
     return [
-        IdentityRecord(customer_id, kind, value, source, verified, _at(first), _at(last))  # type: ignore[arg-type]
+        IdentityRecord(customer_id, kind, value, source, verified, _at(first), _at(last))
         for kind, value, source, verified, first, last in rows
     ]
 
@@ -92,7 +96,7 @@ def _tags(customer_id: uuid.UUID, rows: list[list[Any]]) -> list[AssignmentRecor
             source,
             confidence,
             _at(assigned),
-            _at(expires),  # type: ignore[arg-type]
+            _maybe_at(expires),
         )
         for tag_id, value, source, confidence, assigned, expires in rows
     ]
@@ -108,7 +112,7 @@ def _history(customer_id: uuid.UUID, rows: list[list[Any]]) -> list[TransitionRe
             reason,
             actor,
             rule,
-            uuid.UUID(merge) if merge else None,  # type: ignore[arg-type]
+            uuid.UUID(merge) if merge else None,
         )
         for from_, to, at, reason, actor, rule, merge in rows
     ]
@@ -122,9 +126,9 @@ def _metrics(row: list[Any]) -> MetricsRecord:
     return MetricsRecord(
         order_count=count,
         total_spent=Decimal(spent),
-        first_order_at=_at(first),
-        last_order_at=_at(last),
-        last_activity_at=_at(activity),
+        first_order_at=_maybe_at(first),
+        last_order_at=_maybe_at(last),
+        last_activity_at=_maybe_at(activity),
         rfm=rfm,
         clv=Decimal(clv) if clv is not None else None,
         churn_risk=churn,
@@ -146,7 +150,7 @@ async def bundles_of(
         return {}
     columns = ", ".join(f"{_SQL[part]}::text AS {part}" for part in wanted)
     statement = text(f"SELECT c.id, {columns} FROM unnest(:ids) AS c(id)")
-    binds = [bindparam("ids", type_=ARRAY(Uuid()))]
+    binds: list[BindParameter[Any]] = [bindparam("ids", type_=ARRAY(Uuid()))]
     if "tags" in wanted:
         binds.append(bindparam("now", type_=UTCDateTime()))
     statement = statement.bindparams(*binds)

@@ -20,9 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_customers",
         sa.Column("customer_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "audit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("audit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.ForeignKeyConstraint(
             ["audit_id"],
             ["audit_log.id"],

@@ -49,21 +49,30 @@ async def count(api: Api, key: str) -> int:
     return (await api.query(COUNT, {"key": key}))["tagDefinition"]["customerCount"]  # type: ignore[no-any-return]
 
 
-async def test_a_rule_tag_is_defined_with_a_condition_and_follows_profile_edits(api: Api, db) -> None:
+async def test_a_rule_tag_is_defined_with_a_condition_and_follows_profile_edits(
+    api: Api, db
+) -> None:
     ann = await make_customer(db, country="CN")
     bob = await make_customer(db, country="US")
     made = await rule_tag(api, "local", CHINA)
-    assert made == {"tag": {"key": "local", "kind": "RULE", "condition": CHINA, "customerCount": 1}, "errors": []}
+    assert made == {
+        "tag": {"key": "local", "kind": "RULE", "condition": CHINA, "customerCount": 1},
+        "errors": [],
+    }
     edit = """mutation($id: ID!, $c: String) { updateCustomer(id: $id, patch: {country: $c}) { errors { code } } }"""
     await api.query(edit, {"id": to_global_id("Customer", bob), "c": "CN"})
     assert await count(api, "local") == 2
     await api.query(edit, {"id": to_global_id("Customer", ann), "c": "JP"})
     assert await count(api, "local") == 1
-    read = await api.query("""query($id: ID!) { customer(id: $id) { tags { tag { key } }
-        tagHistory(first: 5) { edges { node { action source } } } } }""", {"id": to_global_id("Customer", ann)})
+    read = await api.query(
+        """query($id: ID!) { customer(id: $id) { tags { tag { key } }
+        tagHistory(first: 5) { edges { node { action source } } } } }""",
+        {"id": to_global_id("Customer", ann)},
+    )
     assert read["customer"]["tags"] == []
     assert [e["node"] for e in read["customer"]["tagHistory"]["edges"]] == [
-        {"action": "REMOVED", "source": "rule"}, {"action": "ASSIGNED", "source": "rule"}
+        {"action": "REMOVED", "source": "rule"},
+        {"action": "ASSIGNED", "source": "rule"},
     ]
 
 
@@ -74,20 +83,36 @@ async def test_rule_tag_conditions_are_refused_with_the_path_of_the_bad_node(api
         ("UNKNOWN_TAG", ["input", "condition", "and", "1", "tag"])
     ]
     assert (await rule_tag(api, "good_rule", CHINA))["errors"] == []
-    cycle = (await api.query(UPDATE_TAG, {"key": "good_rule", "patch": {"condition": {"tag": {"key": "good_rule"}}}}))["updateTag"]
-    assert [(e["code"], e["field"]) for e in cycle["errors"]] == [("TAG_CYCLE", ["patch", "condition"])]
-    missing = (await api.query(DEFINE_TAG, {"input": {"key": "no_cond", "name": "N", "kind": "RULE"}}))["defineTag"]
-    assert [(e["code"], e["field"]) for e in missing["errors"]] == [("INVALID_INPUT", ["input", "condition"])]
-    assert (await api.query("{ tagDefinitions { key } }"))["tagDefinitions"] == [{"key": "good_rule"}]
+    cycle = (
+        await api.query(
+            UPDATE_TAG, {"key": "good_rule", "patch": {"condition": {"tag": {"key": "good_rule"}}}}
+        )
+    )["updateTag"]
+    assert [(e["code"], e["field"]) for e in cycle["errors"]] == [
+        ("TAG_CYCLE", ["patch", "condition"])
+    ]
+    missing = (
+        await api.query(DEFINE_TAG, {"input": {"key": "no_cond", "name": "N", "kind": "RULE"}})
+    )["defineTag"]
+    assert [(e["code"], e["field"]) for e in missing["errors"]] == [
+        ("INVALID_INPUT", ["input", "condition"])
+    ]
+    assert (await api.query("{ tagDefinitions { key } }"))["tagDefinitions"] == [
+        {"key": "good_rule"}
+    ]
 
 
 async def test_manual_tagging_of_a_rule_tag_is_refused_over_the_api(api: Api, db) -> None:
     ann = to_global_id("Customer", await make_customer(db, country="US"))
     await rule_tag(api, "local", CHINA)
     for mutation, name in ((TAG, "tagCustomers"), (UNTAG, "untagCustomers")):
-        payload = (await api.query(mutation, {"tag": "local", "ids": [ann]}, role=Role.FRONTEND))[name]
+        payload = (await api.query(mutation, {"tag": "local", "ids": [ann]}, role=Role.FRONTEND))[
+            name
+        ]
         assert payload["affected"] == 0
-        assert [(e["code"], e["field"]) for e in payload["errors"]] == [("RULE_TAG_READ_ONLY", ["tag"])]
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [
+            ("RULE_TAG_READ_ONLY", ["tag"])
+        ]
     assert await count(api, "local") == 0
 
 
@@ -95,7 +120,13 @@ async def _population(db: Any, countries: dict[str, int]) -> None:
     """Customers straight into the table, one INSERT for all of them."""
     now = utcnow()
     rows = [
-        {"country": country, "stage": "awareness", "stage_entered_at": now, "created_at": now, "updated_at": now}
+        {
+            "country": country,
+            "stage": "awareness",
+            "stage_entered_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
         for country, n in countries.items()
         for _ in range(n)
     ]
@@ -103,26 +134,52 @@ async def _population(db: Any, countries: dict[str, int]) -> None:
         await session.execute(insert(Customer), rows)
 
 
-async def test_tagging_a_segment_of_10000_costs_the_statements_of_a_segment_of_10(api: Api, db) -> None:
+async def test_tagging_a_segment_of_10000_costs_the_statements_of_a_segment_of_10(
+    api: Api, db
+) -> None:
     await _population(db, {"CN": 10_000, "SG": 10})
-    await api.query(DEFINE_TAG, {"input": {"key": "campaign", "name": "Campaign", "valueType": "TEXT"}})
+    await api.query(
+        DEFINE_TAG, {"input": {"key": "campaign", "name": "Campaign", "valueType": "TEXT"}}
+    )
     big = await segment(api, "china", CHINA)
-    small = await segment(api, "singapore", {"attribute": {"field": "country", "op": "EQ", "value": "SG"}})
+    small = await segment(
+        api, "singapore", {"attribute": {"field": "country", "op": "EQ", "value": "SG"}}
+    )
     costs = {}
     for name, seg, size in (("small", small, 10), ("big", big, 10_000)):
         api.sql.reset()
-        payload = (await api.query(TAG, {"tag": "campaign", "segment": seg, "value": "spring"}, role=Role.INTEGRATION))["tagCustomers"]
+        payload = (
+            await api.query(
+                TAG, {"tag": "campaign", "segment": seg, "value": "spring"}, role=Role.INTEGRATION
+            )
+        )["tagCustomers"]
         costs[name] = api.sql.count
         assert payload == {"affected": size, "errors": []}
     assert costs["small"] == costs["big"] <= 25, (costs, api.sql.statements)
     assert await count(api, "campaign") == 10_010
     api.sql.reset()
     untagged = (await api.query(UNTAG, {"tag": "campaign", "segment": big}))["untagCustomers"]
-    assert untagged == {"affected": 10_000, "errors": []} and api.sql.count <= 25, api.sql.statements
+    assert untagged == {"affected": 10_000, "errors": []} and api.sql.count <= 25, (
+        api.sql.statements
+    )
     assert await count(api, "campaign") == 10
     async with db.read() as session:
-        actions = dict((await session.execute(select(TagHistory.action, func.count()).group_by(TagHistory.action))).all())
-        events = dict((await session.execute(select(OutboxEvent.kind, func.count()).where(OutboxEvent.kind.startswith("tag.")).group_by(OutboxEvent.kind))).all())
+        actions = dict(
+            (
+                await session.execute(
+                    select(TagHistory.action, func.count()).group_by(TagHistory.action)
+                )
+            ).all()
+        )
+        events = dict(
+            (
+                await session.execute(
+                    select(OutboxEvent.kind, func.count())
+                    .where(OutboxEvent.kind.startswith("tag."))
+                    .group_by(OutboxEvent.kind)
+                )
+            ).all()
+        )
     assert actions == {"ASSIGNED": 10_010, "REMOVED": 10_000}
     assert events == {"tag.assigned": 10_010, "tag.removed": 10_000}
 
@@ -134,7 +191,10 @@ async def test_tagging_by_a_materialized_segment_uses_its_stored_members(api: Ap
     await api.query(DEFINE_TAG, {"input": {"key": "vip", "name": "VIP"}})
     payload = (await api.query(TAG, {"tag": "vip", "segment": stored}))["tagCustomers"]
     assert payload == {"affected": 1, "errors": []}
-    read = await api.query("query($id: ID!) { customer(id: $id) { tags { tag { key } } } }", {"id": to_global_id("Customer", ann)})
+    read = await api.query(
+        "query($id: ID!) { customer(id: $id) { tags { tag { key } } } }",
+        {"id": to_global_id("Customer", ann)},
+    )
     assert read["customer"]["tags"] == [{"tag": {"key": "vip"}}]
 
 
@@ -147,7 +207,11 @@ async def test_a_segment_that_reads_the_tag_is_tagged_whole(api: Api, db) -> Non
     assert payload == {"affected": 3, "errors": []}
     assert await count(api, "vip") == 3
     async with db.read() as session:
-        kinds = (await session.scalars(select(OutboxEvent.kind).where(OutboxEvent.kind == "tag.assigned"))).all()
+        kinds = (
+            await session.scalars(
+                select(OutboxEvent.kind).where(OutboxEvent.kind == "tag.assigned")
+            )
+        ).all()
     assert len(kinds) == 3
 
 
@@ -155,7 +219,9 @@ async def test_tagging_by_an_unknown_segment_or_both_targets_is_refused(api: Api
     await api.query(DEFINE_TAG, {"input": {"key": "vip", "name": "VIP"}})
     ghost = to_global_id("Segment", "00000000-0000-0000-0000-000000000000")
     payload = (await api.query(TAG, {"tag": "vip", "segment": ghost}))["tagCustomers"]
-    assert [(e["code"], e["field"]) for e in payload["errors"]] == [("UNKNOWN_SEGMENT", ["segment"])]
+    assert [(e["code"], e["field"]) for e in payload["errors"]] == [
+        ("UNKNOWN_SEGMENT", ["segment"])
+    ]
     ann = to_global_id("Customer", await make_customer(db))
     both = (await api.query(TAG, {"tag": "vip", "ids": [ann], "segment": ghost}))["tagCustomers"]
     assert both["affected"] == 0 and both["errors"][0]["code"] == "INVALID_INPUT"

@@ -12,21 +12,40 @@ UPDATE = """mutation($id: ID!, $patch: CustomerPatch!) { updateCustomer(id: $id,
 
 
 async def test_update_sets_named_fields_and_merges_attributes(api: Api, db) -> None:
-    customer = to_global_id("Customer", await make_customer(db, display_name="Old", city="Xi'an", attributes={"a": 1, "b": 2}))
+    customer = to_global_id(
+        "Customer",
+        await make_customer(db, display_name="Old", city="Xi'an", attributes={"a": 1, "b": 2}),
+    )
     patch = {"displayName": "New", "birthday": "1990-04-23", "attributes": {"b": None, "c": 3}}
-    result = (await api.query(UPDATE, {"id": customer, "patch": patch}, role=Role.FRONTEND))["updateCustomer"]
-    assert result == {"customer": {"displayName": "New", "city": "Xi'an", "birthday": "1990-04-23",
-                                   "attributes": {"a": 1, "c": 3}}, "errors": []}
+    result = (await api.query(UPDATE, {"id": customer, "patch": patch}, role=Role.FRONTEND))[
+        "updateCustomer"
+    ]
+    assert result == {
+        "customer": {
+            "displayName": "New",
+            "city": "Xi'an",
+            "birthday": "1990-04-23",
+            "attributes": {"a": 1, "c": 3},
+        },
+        "errors": [],
+    }
 
 
 async def test_bad_patches_are_refused_and_change_nothing(api: Api, db) -> None:
     customer = to_global_id("Customer", await make_customer(db, display_name="Same"))
-    result = (await api.query(UPDATE, {"id": customer, "patch": {"displayName": "x" * 201}}))["updateCustomer"]
-    assert result == {"customer": None, "errors": [{"code": "INVALID_INPUT", "field": ["patch", "displayName"]}]}
+    result = (await api.query(UPDATE, {"id": customer, "patch": {"displayName": "x" * 201}}))[
+        "updateCustomer"
+    ]
+    assert result == {
+        "customer": None,
+        "errors": [{"code": "INVALID_INPUT", "field": ["patch", "displayName"]}],
+    }
     ghost = to_global_id("Customer", "00000000-0000-0000-0000-000000000009")
     missing = (await api.query(UPDATE, {"id": ghost, "patch": {"city": "x"}}))["updateCustomer"]
     assert missing["errors"][0]["code"] == "NOT_FOUND"
-    read = await api.query("query($id: ID!) { customer(id: $id) { displayName } }", {"id": customer})
+    read = await api.query(
+        "query($id: ID!) { customer(id: $id) { displayName } }", {"id": customer}
+    )
     assert read["customer"]["displayName"] == "Same"
 
 

@@ -46,7 +46,8 @@ async def history(db: Database, key: str) -> list[tuple[str, uuid.UUID, str | No
     async with db.read() as session:
         rows = await session.execute(
             select(TagHistory.action, TagHistory.customer_id, TagHistory.source, TagHistory.actor)
-            .where(TagHistory.tag_id == tag.id).order_by(TagHistory.id)
+            .where(TagHistory.tag_id == tag.id)
+            .order_by(TagHistory.id)
         )
         return [tuple(row) for row in rows]
 
@@ -55,7 +56,8 @@ async def tag_events(db: Database) -> list[tuple[str, uuid.UUID, dict]]:
     async with db.read() as session:
         rows = await session.execute(
             select(OutboxEvent.kind, OutboxEvent.customer_id, OutboxEvent.payload)
-            .where(OutboxEvent.kind.startswith("tag.")).order_by(OutboxEvent.id)
+            .where(OutboxEvent.kind.startswith("tag."))
+            .order_by(OutboxEvent.id)
         )
         return [tuple(row) for row in rows]
 
@@ -72,7 +74,8 @@ async def test_a_rule_tag_follows_identify_both_ways_with_history_and_events(db)
     await ident(db, ("email", "li@x.com"), traits={"country": "US"})
     assert await holders(db, "in_china") == set()
     assert await history(db, "in_china") == [
-        ("ASSIGNED", li, "rule", "test"), ("REMOVED", li, "rule", "test")
+        ("ASSIGNED", li, "rule", "test"),
+        ("REMOVED", li, "rule", "test"),
     ]
     assert await tag_events(db) == [
         ("tag.assigned", li, {"tag": "in_china", "value": None}),
@@ -102,8 +105,13 @@ async def test_defining_assigns_at_once_and_a_new_condition_reevaluates_everyone
     assert await holders(db, "local") == {p["bob"]}
     actions = sorted((action, who) for action, who, _, _ in await history(db, "local"))
     assert actions == sorted(
-        [("ASSIGNED", p["ann"]), ("ASSIGNED", p["cy"]), ("REMOVED", p["ann"]),
-         ("REMOVED", p["cy"]), ("ASSIGNED", p["bob"])]
+        [
+            ("ASSIGNED", p["ann"]),
+            ("ASSIGNED", p["cy"]),
+            ("REMOVED", p["ann"]),
+            ("REMOVED", p["cy"]),
+            ("ASSIGNED", p["bob"]),
+        ]
     )
 
 
@@ -121,7 +129,8 @@ async def test_the_full_reevaluation_follows_time_and_data_written_around_the_ap
     assert (result.assigned, result.removed) == (0, 1)  # the order is now 35 days old
     assert await holders(db, "recent_buyer") == set()
     assert await history(db, "recent_buyer") == [
-        ("ASSIGNED", p["ann"], "rule", "tag-sweep"), ("REMOVED", p["ann"], "rule", "tag-sweep")
+        ("ASSIGNED", p["ann"], "rule", "tag-sweep"),
+        ("REMOVED", p["ann"], "rule", "tag-sweep"),
     ]
 
 
@@ -254,7 +263,8 @@ async def test_c360_sweep_tags_removes_expired_assignments_and_records_it(db, da
     assert result.exit_code == 0, result.output
     assert await holders(db, "trial") == set()
     assert [(a, who) for a, who, _, _ in await history(db, "trial")] == [
-        ("ASSIGNED", bob), ("EXPIRED", bob)
+        ("ASSIGNED", bob),
+        ("EXPIRED", bob),
     ]
 
 
@@ -271,5 +281,6 @@ async def test_serve_sweeps_tags_in_the_background_on_its_interval(db) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert [(a, who) for a, who, _, _ in await history(db, "trial")] == [
-        ("ASSIGNED", bob), ("EXPIRED", bob)
+        ("ASSIGNED", bob),
+        ("EXPIRED", bob),
     ]

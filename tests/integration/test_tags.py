@@ -25,7 +25,11 @@ async def define(db, key: str, **kw) -> tags.TagDefinitionRecord:
 async def assigned(db, key: str) -> dict[object, str | None]:
     async with db.read() as session:
         tag = await tags.definition_by_key(db, key)
-        rows = await session.execute(select(TagAssignment.customer_id, TagAssignment.value).where(TagAssignment.tag_id == tag.id))
+        rows = await session.execute(
+            select(TagAssignment.customer_id, TagAssignment.value).where(
+                TagAssignment.tag_id == tag.id
+            )
+        )
         return dict(rows.all())
 
 
@@ -33,7 +37,8 @@ async def history(db, customer_id) -> list[tuple[str, str | None, str | None]]:
     async with db.read() as session:
         rows = await session.execute(
             select(TagHistory.action, TagHistory.old_value, TagHistory.new_value)
-            .where(TagHistory.customer_id == customer_id).order_by(TagHistory.id)
+            .where(TagHistory.customer_id == customer_id)
+            .order_by(TagHistory.id)
         )
         return [tuple(r) for r in rows]
 
@@ -43,12 +48,32 @@ async def history(db, customer_id) -> list[tuple[str, str | None, str | None]]:
     [
         (TagSpec(key="Bad Key", name="x"), ("input", "key"), "INVALID_INPUT"),
         (TagSpec(key="ok_key", name=" "), ("input", "name"), "INVALID_INPUT"),
-        (TagSpec(key="ok_key", name="x", category="Interest//x"), ("input", "category"), "INVALID_INPUT"),
-        (TagSpec(key="ok_key", name="x", value_type="ENUM"), ("input", "allowedValues"), "INVALID_INPUT"),
-        (TagSpec(key="ok_key", name="x", value_type="ENUM", allowed_values=["a", "a"]), ("input", "allowedValues"), "INVALID_INPUT"),
-        (TagSpec(key="ok_key", name="x", allowed_values=["a"]), ("input", "allowedValues"), "INVALID_INPUT"),
+        (
+            TagSpec(key="ok_key", name="x", category="Interest//x"),
+            ("input", "category"),
+            "INVALID_INPUT",
+        ),
+        (
+            TagSpec(key="ok_key", name="x", value_type="ENUM"),
+            ("input", "allowedValues"),
+            "INVALID_INPUT",
+        ),
+        (
+            TagSpec(key="ok_key", name="x", value_type="ENUM", allowed_values=["a", "a"]),
+            ("input", "allowedValues"),
+            "INVALID_INPUT",
+        ),
+        (
+            TagSpec(key="ok_key", name="x", allowed_values=["a"]),
+            ("input", "allowedValues"),
+            "INVALID_INPUT",
+        ),
         (TagSpec(key="ok_key", name="x", kind="RULE"), ("input", "condition"), "INVALID_INPUT"),
-        (TagSpec(key="ok_key", name="x", default_ttl_days=0), ("input", "defaultTtlDays"), "INVALID_INPUT"),
+        (
+            TagSpec(key="ok_key", name="x", default_ttl_days=0),
+            ("input", "defaultTtlDays"),
+            "INVALID_INPUT",
+        ),
     ],
 )
 async def test_bad_definitions_are_refused_with_the_field(db, spec, field, code) -> None:
@@ -83,7 +108,9 @@ async def test_keys_are_unique_and_categories_include_subcategories(db) -> None:
 async def test_values_are_checked_by_type(db, value_type, allowed, good, bad) -> None:
     await define(db, "typed", value_type=value_type, allowed_values=allowed)
     customer = await make_customer(db)
-    assert await tagging.tag_customers(db, "typed", [customer], Assignment(good), "test", now=NOW) == 1
+    assert (
+        await tagging.tag_customers(db, "typed", [customer], Assignment(good), "test", now=NOW) == 1
+    )
     with pytest.raises(DomainError) as refused:
         await tagging.tag_customers(db, "typed", [customer], Assignment(bad), "test", now=NOW)
     assert refused.value.code == "INVALID_TAG_VALUE"
@@ -97,7 +124,9 @@ async def test_reassigning_replaces_the_value_and_history_records_each_step(db) 
         await tagging.tag_customers(db, "tier", [customer], Assignment(value), "admin:a", now=NOW)
     await tagging.untag_customers(db, "tier", [customer], "admin:a", now=NOW)
     assert await history(db, customer) == [
-        ("ASSIGNED", None, "silver"), ("CHANGED", "silver", "gold"), ("REMOVED", "gold", None)
+        ("ASSIGNED", None, "silver"),
+        ("CHANGED", "silver", "gold"),
+        ("REMOVED", "gold", None),
     ]
     async with db.read() as session:
         kinds = (await session.scalars(select(OutboxEvent.kind).order_by(OutboxEvent.id))).all()
@@ -107,7 +136,9 @@ async def test_reassigning_replaces_the_value_and_history_records_each_step(db) 
 async def test_expired_assignments_stop_counting_at_once_and_the_sweep_records_them(db) -> None:
     tag = await define(db, "trial", default_ttl_days=7)
     customer = await make_customer(db)
-    await tagging.tag_customers(db, "trial", [customer], Assignment(), "test", now=NOW - timedelta(days=8))
+    await tagging.tag_customers(
+        db, "trial", [customer], Assignment(), "test", now=NOW - timedelta(days=8)
+    )
     assert await tags.customer_counts(db, [tag.id]) == {}  # past its 7 days, before any sweep
     assert (await tags.assignments_of(db, [customer])) == {}
     assert await tagging.sweep_expired(db) == 1
@@ -154,11 +185,20 @@ async def test_unknown_customers_refuse_the_whole_call(db) -> None:
 async def test_imported_tags_carry_source_and_confidence(db) -> None:
     await define(db, "likely_parent", kind="IMPORTED")
     customer = await make_customer(db)
-    await tagging.tag_customers(db, "likely_parent", [customer], Assignment(source="dmp", confidence=0.8), "integration:x", now=NOW)
+    await tagging.tag_customers(
+        db,
+        "likely_parent",
+        [customer],
+        Assignment(source="dmp", confidence=0.8),
+        "integration:x",
+        now=NOW,
+    )
     [record] = (await tags.assignments_of(db, [customer]))[customer]
     assert (record.source, record.confidence) == ("dmp", 0.8)
     with pytest.raises(DomainError):
-        await tagging.tag_customers(db, "likely_parent", [customer], Assignment(confidence=1.5), "x", now=NOW)
+        await tagging.tag_customers(
+            db, "likely_parent", [customer], Assignment(confidence=1.5), "x", now=NOW
+        )
 
 
 async def test_bulk_tagging_costs_the_same_statements_for_10_and_10000_customers(db) -> None:
@@ -167,7 +207,9 @@ async def test_bulk_tagging_costs_the_same_statements_for_10_and_10000_customers
     from store.models import Customer
 
     async with db.write() as session:
-        await session.execute(insert(Customer), [{"created_at": NOW, "updated_at": NOW} for _ in range(10_010)])
+        await session.execute(
+            insert(Customer), [{"created_at": NOW, "updated_at": NOW} for _ in range(10_010)]
+        )
         ids = (await session.scalars(select(Customer.id))).all()
     costs = {}
     for key, chosen in (("few", ids[:10]), ("bulk", ids[10:])):
@@ -176,7 +218,9 @@ async def test_bulk_tagging_costs_the_same_statements_for_10_and_10000_customers
         listener = lambda *args, sink=statements: sink.append(args[2])  # noqa: E731
         event.listen(db.engine.sync_engine, "before_cursor_execute", listener)
         try:
-            assert await tagging.tag_customers(db, key, chosen, Assignment(), "test", now=NOW) == len(chosen)
+            assert await tagging.tag_customers(
+                db, key, chosen, Assignment(), "test", now=NOW
+            ) == len(chosen)
         finally:
             event.remove(db.engine.sync_engine, "before_cursor_execute", listener)
         costs[key] = len([s for s in statements if not s.startswith(("BEGIN", "COMMIT"))])
@@ -184,7 +228,9 @@ async def test_bulk_tagging_costs_the_same_statements_for_10_and_10000_customers
     # stageless profiles enter the entry stage: two passes) and segments (1: none materialized).
     assert costs["few"] == costs["bulk"] <= 25, costs
     async with db.read() as session:
-        assert (await session.execute(select(func.count()).select_from(TagHistory))).scalar_one() == 10_010
+        assert (
+            await session.execute(select(func.count()).select_from(TagHistory))
+        ).scalar_one() == 10_010
 
 
 async def test_merge_keeps_the_union_and_the_latest_value_then_unmerge_gives_tags_back(db) -> None:
@@ -192,8 +238,12 @@ async def test_merge_keeps_the_union_and_the_latest_value_then_unmerge_gives_tag
     await define(db, "vip")
     a = await make_customer(db)
     b = await make_customer(db)
-    await tagging.tag_customers(db, "tier", [a], Assignment("silver"), "t", now=NOW - timedelta(days=2))
-    await tagging.tag_customers(db, "tier", [b], Assignment("gold"), "t", now=NOW - timedelta(days=1))
+    await tagging.tag_customers(
+        db, "tier", [a], Assignment("silver"), "t", now=NOW - timedelta(days=2)
+    )
+    await tagging.tag_customers(
+        db, "tier", [b], Assignment("gold"), "t", now=NOW - timedelta(days=1)
+    )
     await tagging.tag_customers(db, "vip", [b], Assignment(), "t", now=NOW)
     merge = await merging.merge_customers(db, a, b, None, "t")
     assert await assigned(db, "tier") == {a: "gold"}
