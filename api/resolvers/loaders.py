@@ -104,6 +104,12 @@ class Loaders:
         return _single(tags.definitions_by_id, self.db)
 
     @cached_property
+    def tag_views(self) -> dict[uuid.UUID, Any]:
+        """The GraphQL objects of the tag definitions this response shows, by tag id: built
+        once each, however many assignments show them (api.schema.customers)."""
+        return {}
+
+    @cached_property
     def tag_customer_counts(self) -> DataLoader[uuid.UUID, int]:
         async def load(keys: list[uuid.UUID]) -> list[int]:
             counts = await tags.customer_counts(self.db, keys)

@@ -32,7 +32,7 @@ from domain.history import HistoryQuery
 from domain.lifecycle import StageRecord
 from domain.pagination import PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
-from domain.tags import AssignmentRecord, in_category
+from domain.tags import AssignmentRecord, TagDefinitionRecord, in_category
 
 
 @strawberry.enum
@@ -132,6 +132,14 @@ class Customer(Node):
     @strawberry.field
     def tags(self, info: Info[Context, None], category: str | None = None) -> list[TagAssignment]:
         loaders = info.context.loaders
+        # A page shows each of a few dozen definitions hundreds of times: one object each.
+        shown: dict[uuid.UUID, TagDefinition] = loaders.tag_views
+
+        def view(tag: TagDefinitionRecord) -> TagDefinition:
+            found = shown.get(tag.id)
+            if found is None:
+                found = shown[tag.id] = TagDefinition.of(tag)
+            return found
 
         def with_definitions(found: list[list[AssignmentRecord]]) -> Any:
             assignments = found[0]
@@ -139,7 +147,7 @@ class Customer(Node):
             return when_loaded(
                 definitions,
                 lambda tags: [
-                    TagAssignment.of(assignment, tag)
+                    TagAssignment.of(assignment, view(tag))
                     for assignment, tag in zip(assignments, tags, strict=True)
                     if tag is not None and (category is None or in_category(tag.category, category))
                 ],

@@ -81,9 +81,9 @@ class TagAssignment:
     expires_at: datetime | None
 
     @classmethod
-    def of(cls, record: AssignmentRecord, tag: TagDefinitionRecord) -> TagAssignment:
+    def of(cls, record: AssignmentRecord, tag: TagDefinition) -> TagAssignment:
         return cls(
-            tag=TagDefinition.of(tag),
+            tag=tag,
             value=record.value,
             source=record.source,
             confidence=record.confidence,
