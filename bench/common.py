@@ -54,14 +54,11 @@ async def checkpoint(server: URL) -> None:
 
 
 @asynccontextmanager
-async def kept_database(server: URL, name: str) -> AsyncIterator[Database]:
-    """Database `name`, created and migrated if missing, and kept afterwards."""
-    (exists,) = await server_sql(server, f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
-    if exists is None:
-        await server_sql(server, f'CREATE DATABASE "{name}"')
-    url = server.set(drivername="postgresql", database=name)
-    await asyncio.to_thread(upgrade, url.render_as_string(hide_password=False))
-    db = Database.from_url(url.render_as_string(hide_password=False))
+async def _migrated(server: URL, name: str) -> AsyncIterator[Database]:
+    """Existing database `name`, migrated, with the reference data."""
+    url = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    await asyncio.to_thread(upgrade, url)
+    db = Database.from_url(url)
     try:
         await ensure_reference_data(db)
         yield db
@@ -70,18 +67,22 @@ async def kept_database(server: URL, name: str) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
+async def kept_database(server: URL, name: str) -> AsyncIterator[Database]:
+    """Database `name`, created if missing, migrated, and kept afterwards."""
+    (exists,) = await server_sql(server, f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+    if exists is None:
+        await server_sql(server, f'CREATE DATABASE "{name}"')
+    async with _migrated(server, name) as db:
+        yield db
+
+
+@asynccontextmanager
 async def fresh_database(server: URL) -> AsyncIterator[Database]:
     """A new migrated database with the reference data, dropped afterwards."""
     name = f"c360_bench_{uuid.uuid4().hex[:12]}"
     await server_sql(server, f'CREATE DATABASE "{name}"')
     try:
-        url = server.set(drivername="postgresql", database=name)
-        await asyncio.to_thread(upgrade, url.render_as_string(hide_password=False))
-        db = Database.from_url(url.render_as_string(hide_password=False))
-        try:
-            await ensure_reference_data(db)
+        async with _migrated(server, name) as db:
             yield db
-        finally:
-            await db.dispose()
     finally:
         await server_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
