@@ -6,9 +6,9 @@ awaitable and walks the type wrappers to complete it. A page of 50 profiles has 
 fields, and most of them are a name, a date or a key read off a record already in memory, or
 a small object (a tag's definition, a transition's stage) read off another.
 
-A field is plain when strawberry marks it basic (no resolver, no extension: nothing can
-observe the ResolveInfo) and it takes no arguments. `FastExecutionContext` reads a plain
-field's attribute itself and
+A field is plain when it has no resolver and takes no arguments, and its extensions (if
+any) are ReadGuards that allow the read: nothing can observe the ResolveInfo.
+`FastExecutionContext` reads a plain field's attribute itself and
 - for a scalar or enum, coerces it exactly as graphql-core's `complete_leaf_value` would;
 - for an object, or a list of non-null objects, of a concrete type, executes its selection
   (through this same loop) as graphql-core's `complete_object_value` would.
@@ -39,11 +39,24 @@ from graphql import (
 )
 from graphql.pyutils import Path, gather_with_cancel
 from graphql.type import is_leaf_type
+from strawberry.extensions.field_extension import FieldExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 _MISSING = object()
+
+
+class ReadGuard(FieldExtension):
+    """A field extension that, when `allows` says so for a source and a request, would pass
+    the field's attribute through unchanged: the short path may then read the attribute
+    itself. When it does not allow, the field takes graphql-core's path and the extension
+    runs (api.pii's masking is one)."""
+
+    def allows(self, source: Any, context: Any) -> bool:
+        raise NotImplementedError
+
+
 _Step = tuple[str, Any, "_Plain | None"]
 
 
@@ -55,6 +68,7 @@ class _Plain:
     attribute: str
     nullable: bool
     field_type: GraphQLOutputType
+    guards: tuple[ReadGuard, ...]
     leaf: GraphQLLeafType | None = None
     object_type: GraphQLObjectType | None = None
     many: bool = False
@@ -62,9 +76,12 @@ class _Plain:
 
 def _plain(field: GraphQLField) -> _Plain | None:
     definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+    if not isinstance(definition, StrawberryField) or definition.base_resolver is not None:
         return None
     if field.args or definition.default_resolver is not getattr:
+        return None
+    guards = tuple(e for e in definition.extensions if isinstance(e, ReadGuard))
+    if len(guards) != len(definition.extensions):
         return None
     attribute = definition.python_name
     kind: GraphQLOutputType = field.type
@@ -72,13 +89,13 @@ def _plain(field: GraphQLField) -> _Plain | None:
     if isinstance(kind, GraphQLNonNull):
         kind = kind.of_type
     if is_leaf_type(kind):
-        return _Plain(attribute, nullable, field.type, leaf=kind)  # type: ignore[arg-type]
+        return _Plain(attribute, nullable, field.type, guards, leaf=kind)  # type: ignore[arg-type]
     if isinstance(kind, GraphQLObjectType):
-        return _Plain(attribute, nullable, field.type, object_type=kind)
+        return _Plain(attribute, nullable, field.type, guards, object_type=kind)
     if isinstance(kind, GraphQLList) and isinstance(kind.of_type, GraphQLNonNull):
         item = kind.of_type.of_type
         if isinstance(item, GraphQLObjectType):
-            return _Plain(attribute, nullable, field.type, object_type=item, many=True)
+            return _Plain(attribute, nullable, field.type, guards, object_type=item, many=True)
     return None
 
 
@@ -154,6 +171,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         try:
             for response_name, details, plan in self._steps_of(parent_type, grouped_field_set):
                 result: Any = _MISSING
+                if plan is not None and plan.guards and not self._allowed(plan, source_value):
+                    plan = None
                 if plan is not None and plan.leaf is not None:
                     result = _leaf_value(plan, source_value)
                 elif plan is not None:
@@ -182,6 +201,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def _allowed(self, plan: _Plain, source: Any) -> bool:
+        return all(guard.allows(source, self.context_value) for guard in plan.guards)
 
     def complete_list_value(
         self,

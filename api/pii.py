@@ -19,6 +19,7 @@ from typing import Any
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.types import Info
 
+from api.execution import ReadGuard
 from api.schema.conditions import condition_dict
 from domain.access import Principal, Role
 from domain.errors import Forbidden
@@ -38,7 +39,11 @@ def _erased(source: Any) -> bool:
     return getattr(status, "value", status) == "ERASED"
 
 
-class Pii(FieldExtension):
+class Pii(ReadGuard):
+    def allows(self, source: Any, context: Any) -> bool:
+        """The value passes through unchanged: plain reads may skip this extension."""
+        return sees_pii(context.principal) and not _erased(source)
+
     def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
         if not sees_pii(info.context.principal) or _erased(source):
             return None

@@ -11,13 +11,24 @@ import pytest
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from api.execution import FastExecutionContext
+from api.execution import FastExecutionContext, ReadGuard
+
+
+class OnlyKeyA(ReadGuard):
+    """Masks the field on every leaf but `a`, like api.pii masks PII."""
+
+    def allows(self, source: Any, context: Any) -> bool:
+        return bool(source.key == "a")
+
+    def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
+        return next_(source, info, **kwargs) if source.key == "a" else None
 
 
 @strawberry.type
 class Leaf:
     key: str
     note: str | None = None
+    secret: str | None = strawberry.field(default="s", extensions=[OnlyKeyA()])
 
     @strawberry.field
     async def later(self) -> str:
@@ -100,6 +111,7 @@ QUERIES = [
     "{ badHolder { leaves { key } } }",
     "{ badHolder { optionalLeaves { key } } }",
     "{ holder { resolved { key later broken } resolvedLater { key note } } }",
+    "{ holder { leaf { secret } leaves { key secret } } }",
     "{ badHolder { resolved { key } } }",
     "{ badHolder { resolvedLater { key } } }",
 ]
@@ -111,3 +123,32 @@ async def test_the_short_path_answers_as_graphql_core_does(query: str) -> None:
     expected = _answer(await plain.execute(query))
     assert _answer(await fast.execute(query)) == expected
     assert expected[0] is not None or expected[1]  # each query answers something
+
+
+async def test_plain_fields_never_reach_graphql_cores_general_path(monkeypatch) -> None:
+    """Only the root field (a resolver) and `later` (async) go through execute_field: a
+    context that never takes its short path (session 1's did not) fails here."""
+    called: list[str] = []
+    general = FastExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
+        called.append(f"{parent_type.name}.{details[0].node.name.value}")
+        return general(self, parent_type, source, details, *rest)
+
+    monkeypatch.setattr(FastExecutionContext, "execute_field", counted)
+    _, fast = _schemas()
+    result = await fast.execute(
+        "{ holder { name count leaf { key note secret later } leaves { key secret } } }"
+    )
+    assert result.errors is None
+    assert result.data["holder"]["leaves"] == [  # type: ignore[index]
+        {"key": "b", "secret": None},
+        {"key": "c", "secret": None},
+    ]
+    # `a` passes the guard and is read plainly; `b` and `c` take the extension's path.
+    assert sorted(called) == [
+        "Leaf.later",
+        "Leaf.secret",
+        "Leaf.secret",
+        "Query.holder",
+    ]
