@@ -25,6 +25,7 @@ from domain.errors import InvalidInput, NotFound
 from domain.identity_types import load_identity_types
 from domain.profile import MergeView, resolve_live_id
 from domain.resolution import ProfileState, violation
+from domain.rule_tags import reevaluate_for_customers
 from domain.traits import COLUMNS, ProfileValues
 from store.db import Database
 from store.models import (
@@ -273,9 +274,14 @@ async def merge_customers(
         if found:
             code, _, message = found
             raise InvalidInput(f"not merged: {message}", field=["merged"], code=code)
-        return await merge_into(
+        merged = await merge_into(
             session, live_survivor, live_merged, reason or "manual merge", actor
         )
+        # The survivor's data changed: its RULE tags follow (the merged-away profile is no
+        # longer live and keeps what it had). Its stage does not move: unmerge restores
+        # every row as it was, and a stage a rule moved would not be.
+        await reevaluate_for_customers(session, [live_survivor, live_merged], utcnow(), actor)
+        return merged
 
     return await db.transact(work)
 
@@ -328,6 +334,7 @@ async def unmerge(db: Database, merge_id: uuid.UUID, actor: str | None) -> Unmer
         await _restore(session, record, survivor, loser)
         record.undone_at = utcnow()
         await metrics.recompute(session, [survivor.id, loser.id])
+        await reevaluate_for_customers(session, [survivor.id, loser.id], utcnow(), actor)
         await record_changes(
             session,
             [

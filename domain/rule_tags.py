@@ -25,6 +25,7 @@ allowed to fail the write that triggered it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Collection, Sequence
@@ -38,11 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain import tag_records
 from domain.condition_catalog import referenced_tags
 from domain.condition_sql import CustomerFilter, compile_with
-from domain.conditions import Catalog, load_catalog, parse, referenced_segments
+from domain.conditions import Catalog, SegmentSpec, load_catalog, parse, referenced_segments
 from domain.errors import InvalidInput
 from domain.lifecycle_rules import apply_rules
 from domain.segment_refresh import refresh_for_customers
 from store.db import Database
+from store.locking import hold_rule_tags
 from store.models import Customer, CustomerMetrics, TagAssignment, TagDefinition
 from store.tuning import no_nested_loops
 from store.types import UTCDateTime, utcnow
@@ -53,6 +55,7 @@ __all__ = [
     "RuleResult",
     "after_definition",
     "check_condition",
+    "check_segment_condition",
     "reevaluate_all",
     "reevaluate_for_customers",
 ]
@@ -128,6 +131,7 @@ async def check_condition(
     """Refuse a RULE tag's condition as segments refuse theirs (the condition language's codes,
     with the path of the bad node under `field`), and TAG_CYCLE when it would read the tag
     itself, directly or through other RULE tags or segments."""
+    await hold_rule_tags(session)
     catalog = await load_catalog(session)
     try:
         parse(condition, catalog)
@@ -135,6 +139,25 @@ async def check_condition(
         raise error.at(*field) from None
     conditions = {rule.key: rule.condition for rule in await _rule_tags(session)}
     conditions[key] = condition
+    _refuse_cycle(conditions, catalog, key, field)
+
+
+async def check_segment_condition(
+    session: AsyncSession, segment: SegmentSpec, key: str, field: tuple[str, ...]
+) -> None:
+    """TAG_CYCLE when segment `key`, given `segment`'s condition, would make a RULE tag read
+    itself through it (a tag reading the segment, the segment reading the tag)."""
+    await hold_rule_tags(session)
+    catalog = await load_catalog(session)
+    catalog = dataclasses.replace(catalog, segments={**catalog.segments, key: segment})
+    conditions = {rule.key: rule.condition for rule in await _rule_tags(session)}
+    for tag in conditions:
+        _refuse_cycle(conditions, catalog, tag, field)
+
+
+def _refuse_cycle(
+    conditions: dict[str, Any], catalog: Catalog, key: str, field: tuple[str, ...]
+) -> None:
     seen, stack = set(), [key]
     while stack:
         for read in _reads(conditions[stack.pop()], catalog):

@@ -29,6 +29,7 @@ from domain.condition_tree import MembershipLeaf
 from domain.conditions import Catalog, SegmentSpec, load_catalog, parse, referenced_segments
 from domain.errors import InvalidInput, NotFound
 from domain.pagination import Page, PageRequest, SortKey, apply_keyset, build_page
+from domain.rule_tags import check_segment_condition
 from domain.segment_refresh import (
     RefreshResult,
     refresh_all,
@@ -395,6 +396,8 @@ async def update_segment(
         catalog = await load_catalog(session)
         if changes.condition is not None:
             _check_condition(catalog, changes.condition, row.key)
+            spec = SegmentSpec(row.id, changes.condition, row.materialized)
+            await check_segment_condition(session, spec, row.key, ("condition",))
             row.condition = changes.condition
         was_materialized = row.materialized
         row.name = name or row.name

@@ -88,7 +88,13 @@ async def remove(
     now: datetime,
 ) -> int:
     """Remove the assignments matching `which`, recording `action` (REMOVED, EXPIRED) and a
-    tag.removed event for each; returns how many."""
+    tag.removed event for each; returns how many.
+
+    The rows are locked first: of two transactions removing the same assignment (a write's
+    re-evaluation and the periodic sweep), the second waits, then finds it gone, and records
+    nothing (each later statement reads afresh under READ COMMITTED). SQLite's writers are
+    serial already."""
+    await session.execute(select(TagAssignment.id).where(which).with_for_update())
     count = await history(session, action, which, None, source, actor, now)
     if count:
         holders = select(TagAssignment.customer_id).where(which)

@@ -123,8 +123,9 @@ async def assign(
 ) -> int:
     """Assign `tag` to every profile `targets` selects; returns how many.
 
-    The events go first: a segment's condition may read this very tag, so who is targeted is
-    read before any assignment changes. The later statements stay exact regardless: updates
+    Expired rows go first (no condition counts them), then the events: a segment's condition
+    may read this very tag, so who is targeted is read before any live assignment changes.
+    The later statements stay exact regardless: updates
     touch only profiles already holding the tag, inserts only those not holding it, and no
     condition reads another profile's tags (nor tag history, nor the outbox)."""
     count = (
@@ -132,10 +133,12 @@ async def assign(
     ).scalar_one()
     if not count:
         return 0
+    # Expired rows first (their tag.removed before this tag.assigned): no condition counts an
+    # expired assignment, so removing them cannot change who `targets` selects.
+    await _expire(session, tag, targets, now)
     await session.execute(
         tag_records.events(session, "tag.assigned", targets, tag.key, assignment.value, now)
     )
-    await _expire(session, tag, targets, now)
     mine = and_(TagAssignment.tag_id == tag.id, TagAssignment.customer_id.in_(targets))
     changed = and_(mine, TagAssignment.value.is_distinct_from(assignment.value))
     await tag_records.history(

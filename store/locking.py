@@ -22,6 +22,7 @@ def skip_locked(statement: Select[*tuple[Any, ...]], dialect: str) -> Select[*tu
 
 
 LIFECYCLE_MODEL_LOCK = 0x6C69666563796C65  # "lifecycl": one key for the lifecycle model
+RULE_TAGS_LOCK = 0x72756C6574616773  # "ruletags": one key for what RULE tags read
 
 
 async def hold_lifecycle_model(session: AsyncSession, *, exclusive: bool) -> None:
@@ -35,3 +36,12 @@ async def hold_lifecycle_model(session: AsyncSession, *, exclusive: bool) -> Non
         return
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     await session.execute(text(f"SELECT {function}(:key)"), {"key": LIFECYCLE_MODEL_LOCK})
+
+
+async def hold_rule_tags(session: AsyncSession) -> None:
+    """Until the transaction ends, be the only one changing what RULE tags read (their
+    conditions, the segments they name): two such changes checked side by side could each
+    pass the cycle check and close a cycle together. PostgreSQL: an advisory lock; SQLite:
+    the write transaction already excludes every other writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RULE_TAGS_LOCK})

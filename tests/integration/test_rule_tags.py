@@ -284,3 +284,46 @@ async def test_serve_sweeps_tags_in_the_background_on_its_interval(db) -> None:
         ("ASSIGNED", bob),
         ("EXPIRED", bob),
     ]
+
+
+async def test_a_segment_change_that_would_close_a_cycle_through_a_rule_tag_is_refused(
+    db,
+) -> None:
+    await segments.define_segment(db, segments.SegmentDraft("cn", "CN", None, CHINA))
+    await rule(db, "in_cn_segment", {"segment": {"key": "cn"}})
+    spec = await segments.get_segment(db, key="cn")
+    closing = {"tag": {"key": "in_cn_segment", "present": False}}
+    with pytest.raises(DomainError) as refused:
+        await segments.update_segment(db, spec.id, segments.SegmentChanges(condition=closing))
+    assert (refused.value.code, tuple(refused.value.field)) == ("TAG_CYCLE", ("condition",))
+    assert (await segments.get_segment(db, key="cn")).condition == CHINA  # nothing written
+
+
+async def test_reassigning_an_expired_tag_reports_its_removal_before_the_new_assignment(
+    db,
+) -> None:
+    [li] = (await people(db, li="CN")).values()
+    await tags.define_tag(db, TagSpec(key="promo", name="Promo"), now=NOW)
+    await tagging.tag_customers(
+        db, "promo", [li], Assignment(expires_at=NOW + timedelta(days=1)), "t", now=NOW
+    )
+    later = NOW + timedelta(days=2)  # expired, not yet swept
+    await tagging.tag_customers(db, "promo", [li], Assignment(), "t", now=later)
+    kinds = [kind for kind, customer, _ in await tag_events(db) if customer == li]
+    assert kinds == ["tag.assigned", "tag.removed", "tag.assigned"]
+    assert await holders(db, "promo") == {li}
+
+
+async def test_a_manual_merge_and_its_undoing_keep_rule_tags_in_step(db) -> None:
+    from domain import merging
+
+    found = await people(db, a="CN", b="DE")
+    a, b = found["a"], found["b"]
+    await rule(db, "in_china", CHINA)  # assigned to everyone matching, at once
+    assert await holders(db, "in_china") == {a}
+    merge = await merging.merge_customers(db, b, a, None, "admin:t")
+    # b (DE) got a's assignment with the merge, and does not match: removed, with history.
+    assert await holders(db, "in_china") == set()
+    assert ("REMOVED", b, "rule", "admin:t") in await history(db, "in_china")
+    await merging.unmerge(db, merge.id, "admin:t")
+    assert await holders(db, "in_china") == {a}
