@@ -36,6 +36,14 @@ class Catalog:
     segments: Mapping[str, SegmentSpec] = field(default_factory=dict)
 
 
+async def segment_specs(session: AsyncSession) -> dict[str, SegmentSpec]:
+    """Every segment's spec by key (all a member list needs of the catalog first)."""
+    rows = await session.execute(
+        select(Segment.key, Segment.id, Segment.condition, Segment.materialized)
+    )
+    return {row.key: SegmentSpec(row.id, row.condition, row.materialized) for row in rows}
+
+
 async def load_catalog(
     session: AsyncSession, segments: Mapping[str, SegmentSpec] | None = None
 ) -> Catalog:
@@ -50,10 +58,7 @@ async def load_catalog(
         )
     )
     if segments is None:
-        rows = await session.execute(
-            select(Segment.key, Segment.id, Segment.condition, Segment.materialized)
-        )
-        segments = {row.key: SegmentSpec(row.id, row.condition, row.materialized) for row in rows}
+        segments = await segment_specs(session)
     return Catalog(
         tags={
             row.key: TagSpec(row.id, row.value_type, tuple(row.allowed_values or ()) or None)
@@ -68,7 +73,7 @@ async def load_catalog(
 def referenced_segments(condition: Any) -> set[str]:
     """The keys of the segments a stored condition refers to (tolerant of malformed trees)."""
     found = set()
-    for kind, payload in _leaves(condition):
+    for kind, payload in leaves(condition):
         if kind == "segment" and isinstance(payload.get("key"), str):
             found.add(payload["key"])
     return found
@@ -77,13 +82,14 @@ def referenced_segments(condition: Any) -> set[str]:
 def referenced_tags(condition: Any) -> set[str]:
     """The keys of the tags a stored condition names directly (tolerant of malformed trees)."""
     found = set()
-    for kind, payload in _leaves(condition):
+    for kind, payload in leaves(condition):
         if kind == "tag" and isinstance(payload.get("key"), str):
             found.add(payload["key"])
     return found
 
 
-def _leaves(condition: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+def leaves(condition: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each leaf of a stored condition as (kind, payload), tolerant of malformed trees."""
     stack = [condition]
     while stack:
         node = stack.pop()

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, and_, case, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.condition_catalog import leaves
 from domain.condition_sql import CustomerFilter, to_sql
 from domain.conditions import Catalog, load_catalog, parse
 from domain.errors import InvalidInput
@@ -251,24 +252,8 @@ async def rules_catalog(session: AsyncSession, model: LifecycleModelRecord) -> C
     stored catalog; stage keys come from `model` (which may be about to replace the stored
     one), so rules of the default presets cost no catalog queries."""
     stages = frozenset(stage.key for stage in model.stages)
-    if not any(_leaf_kinds(rule.condition) & CATALOG_LEAVES for rule in model.rules):
+    if not any(
+        kind in CATALOG_LEAVES for rule in model.rules for kind, _ in leaves(rule.condition)
+    ):
         return Catalog(stages=stages)
     return replace(await load_catalog(session), stages=stages)
-
-
-def _leaf_kinds(condition: Any) -> set[str]:
-    """The kinds of leaf a stored condition uses (tolerant of malformed trees)."""
-    kinds: set[str] = set()
-    stack = [condition]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        for kind, payload in node.items():
-            if kind in ("and", "or") and isinstance(payload, list):
-                stack.extend(payload)
-            elif kind == "not":
-                stack.append(payload)
-            else:
-                kinds.add(kind)
-    return kinds

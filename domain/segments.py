@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import profile
+from domain.condition_catalog import segment_specs
 from domain.condition_sql import CustomerFilter, compile_with, to_sql
 from domain.condition_tree import MembershipLeaf
 from domain.conditions import Catalog, SegmentSpec, load_catalog, parse, referenced_segments
@@ -143,14 +144,6 @@ async def list_segments(db: Database, page: PageRequest) -> Page[SegmentRecord]:
 async def count_segments(db: Database) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(Segment)) or 0)
-
-
-async def segment_specs(session: AsyncSession) -> dict[str, SegmentSpec]:
-    """Every segment's spec by key: the part of the catalog a member list needs first."""
-    rows = await session.execute(
-        select(Segment.key, Segment.id, Segment.condition, Segment.materialized)
-    )
-    return {row.key: SegmentSpec(row.id, row.condition, row.materialized) for row in rows}
 
 
 def _by_id(catalog: Catalog, segment_id: uuid.UUID) -> SegmentSpec | None:

@@ -11,39 +11,13 @@ from strawberry.scalars import JSON
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types.base import get_object_definition
 
+from domain.condition_tree import Measure, Metric, Op
 
-@strawberry.enum
-class Operator(Enum):
-    EQ = "EQ"
-    NEQ = "NEQ"
-    IN = "IN"
-    NOT_IN = "NOT_IN"
-    GT = "GT"
-    GTE = "GTE"
-    LT = "LT"
-    LTE = "LTE"
-    BETWEEN = "BETWEEN"
-    CONTAINS = "CONTAINS"
-    STARTS_WITH = "STARTS_WITH"
-    EXISTS = "EXISTS"
-    NOT_EXISTS = "NOT_EXISTS"
-
-
-@strawberry.enum
-class OrderMeasure(Enum):
-    COUNT = "COUNT"
-    SUM = "SUM"
-    AVERAGE = "AVERAGE"
-
-
-@strawberry.enum
-class MetricName(Enum):
-    RECENCY_DAYS = "RECENCY_DAYS"
-    FREQUENCY = "FREQUENCY"
-    MONETARY = "MONETARY"
-    RFM_SEGMENT = "RFM_SEGMENT"
-    CLV = "CLV"
-    CHURN_RISK = "CHURN_RISK"
+# The domain's own enums, as the schema names them: one list of operators, measures and
+# metrics for the language, wherever it is parsed.
+strawberry.enum(Op, name="Operator")
+strawberry.enum(Measure, name="OrderMeasure")
+strawberry.enum(Metric, name="MetricName")
 
 
 @strawberry.input(
@@ -52,7 +26,7 @@ class MetricName(Enum):
 )
 class AttributeCondition:
     field: str
-    op: Operator
+    op: Op
     value: JSON | None = None
     values: list[JSON] | None = None
 
@@ -61,7 +35,7 @@ class AttributeCondition:
 class TagCondition:
     key: str
     present: bool | None = True
-    op: Operator | None = None
+    op: Op | None = None
     value: str | None = None
 
 
@@ -81,22 +55,22 @@ class IdentityCondition:
 class EventCondition:
     type: str
     within_days: int | None = None
-    op: Operator | None = Operator.GTE
+    op: Op | None = Op.GTE
     count: int | None = 1
 
 
 @strawberry.input
 class OrderCondition:
     within_days: int | None = None
-    measure: OrderMeasure
-    op: Operator
+    measure: Measure
+    op: Op
     value: float
 
 
 @strawberry.input
 class MetricCondition:
-    name: MetricName
-    op: Operator
+    name: Metric
+    op: Op
     value: JSON
 
 
