@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert, select, text
 
-from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url
+from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
 from domain.activity import EventItem, OrderItem, record_orders, track_events
 from domain.identity import IdentifyInput, identify_batch
 from store.db import Database
 from store.models import Customer, Event, Order
 
-RESULTS = Path(__file__).resolve().parent / "results"
 RATES = {"CNY": Decimal(1), "USD": Decimal("7.10")}
 NOW = datetime.now(UTC)
 
@@ -214,18 +212,12 @@ def main(argv: list[str]) -> int:
         f"{recompute['seconds']:.1f} s, peak RSS {recompute['peak_rss_mb']:.0f} MB, "
         f"{recompute['customers_scored']:,} RFM-scored"
     )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"activity-{date.today().isoformat()}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "args": vars(args) | {"database_url": "<server>"},
-                "ingest": {"ours": ours, "plain": plain},
-                "recompute": recompute,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        "activity",
+        {
+            "args": vars(args) | {"database_url": "<server>"},
+            "ingest": {"ours": ours, "plain": plain},
+            "recompute": recompute,
+        },
     )
-    console.print(f"figures written to {out}")
     return 0

@@ -31,7 +31,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +41,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import DEFAULT_URL, fresh_database, server_sql, server_url
+from bench.common import DEFAULT_URL, fresh_database, server_sql, server_url, write_results
 from domain.access import Role, create_api_key
 from domain.changes import Change, record_changes
 from domain.webhooks import define_webhook
 from store.db import Database
 from store.models import WebhookDelivery
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 C360 = str(Path(sys.executable).parent / "c360")
 SUBSCRIBE = 'subscription { changes(kinds: ["customer.created"]) { customerId } }'
@@ -343,21 +341,15 @@ def main(argv: list[str]) -> int:
             f"{row['max_ms']:.1f}",
         )
     console.print(table)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"changes-{date.today().isoformat()}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "args": vars(args) | {"database_url": "<server>", "redis_url": "<redis>"},
-                "cpus": os.cpu_count(),
-                # Other work on the machine skews the wall-clock figures; CPU per event less so.
-                "load_average": {"before": load_before, "after": os.getloadavg()[0]},
-                "throughput": throughput,
-                "latency": latency,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        "changes",
+        {
+            "args": vars(args) | {"database_url": "<server>", "redis_url": "<redis>"},
+            "cpus": os.cpu_count(),
+            # Other work on the machine skews the wall-clock figures; CPU per event less so.
+            "load_average": {"before": load_before, "after": os.getloadavg()[0]},
+            "throughput": throughput,
+            "latency": latency,
+        },
     )
-    console.print(f"figures written to {out}")
     return 0

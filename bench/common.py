@@ -7,9 +7,12 @@ other database on the server.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,6 +23,16 @@ from store.db import Database
 from store.migrate import upgrade
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(name: str, report: dict[str, Any], suffix: str = "") -> Path:
+    """bench/results/<name>-<today><suffix>.json (committed with the change it measures)."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}-{date.today().isoformat()}{suffix}.json"
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+    print(f"figures written to {path}")
+    return path
 
 
 def server_url(raw: str) -> URL:

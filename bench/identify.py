@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import platform
 import random
@@ -28,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -36,13 +34,19 @@ from rich.table import Table
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import URL
 
-from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_sql, server_url
+from bench.common import (
+    DEFAULT_URL,
+    checkpoint,
+    fresh_database,
+    server_sql,
+    server_url,
+    write_results,
+)
 from domain.identity import IdentifyInput, identify_batch
 from store.db import Database
 from store.models import Customer, Identity, MergeRecord, OutboxEvent
 from store.types import utcnow
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REGION, ACTOR, SOURCE = "CN", "bench", "bench"
 PRELOAD_SHARE = 0.5  # existing profiles in (b) and (c), as a share of --inputs
 TOUCH_SHARE = 0.3
@@ -466,9 +470,6 @@ def main(argv: list[str]) -> int:
     report = asyncio.run(
         _run(server_url(args.database_url), args.inputs, args.batch, args.seed, console)
     )
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"identify-{report['date']}.json"
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    console.print(f"figures written to {path}")
+    write_results("identify", report)
     checked = [report["baseline"], *report["scenarios"]]
     return 0 if all(f["verified"] for f in checked) else 1

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
-from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url
+from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
 from domain.funnel import funnel
 from domain.lifecycle_rules import SWEEP_BATCH_SIZE
 from store.db import Database
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 # Path shapes by customer number mod 10: 0 -> 1 stage, 1-2 -> 2, 3-5 -> 3, 6-7 -> 4, 8 -> 5,
 # 9 -> 3 (a buyer who churned): 3.0 transitions per customer on average.
@@ -215,9 +212,5 @@ def main(argv: list[str]) -> int:
         "",
     )
     Console().print(table)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"lifecycle-{date.today().isoformat()}.json"
-    out.write_text(
-        json.dumps({"args": vars(args) | {"database_url": "<server>"}, **result}, indent=2) + "\n"
-    )
+    write_results("lifecycle", {"args": vars(args) | {"database_url": "<server>"}, **result})
     return 0

@@ -39,15 +39,16 @@ from sqlalchemy import text
 from bench import read_dataset, read_load, read_queries, read_servers
 from bench.common import (
     DEFAULT_URL,
+    RESULTS,
     checkpoint,
     fresh_database,
     kept_database,
     server_sql,
     server_url,
+    write_results,
 )
 from store.db import Database
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LOGS = Path("/tmp")
 BASE_CUSTOMERS = 100_000
 TARGET_CONCURRENCY = 8
@@ -426,9 +427,6 @@ def main(argv: list[str]) -> int:
         console.width = 140
     report = asyncio.run(_run(args, console))
     _report(console, report)
-    RESULTS.mkdir(exist_ok=True)
     suffix = "" if args.customers == BASE_CUSTOMERS else f"-{args.customers}"
-    path = RESULTS / f"read-{report['date']}{suffix}.json"
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    console.print(f"figures written to {path}")
+    write_results("read", report, suffix)
     return 0 if all(check["ok"] for check in report["checks"].values()) else 1

@@ -29,29 +29,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select, text
 
-from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url
+from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
 from domain import profile, segments
 from domain.pagination import PageRequest
 from store.db import Database
 from store.models import Customer
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1.2
 TABLES = ("customers", "identities", "tag_assignments", "events", "orders")
 LAPSED = {"metric": {"name": "RECENCY_DAYS", "op": "GT", "value": 90}}
@@ -397,16 +394,8 @@ def main(argv: list[str]) -> int:
     worst = max(result[n]["ratio"] for n in ("count_not_dynamic", "count_not_materialized"))
     verdict = "within" if worst <= TARGET_RATIO else "NOT within"
     print(f"target: ours {verdict} {TARGET_RATIO}x of the hand-written query (worst {worst:.2f}x)")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"segments-{date.today().isoformat()}.json"
-    out.write_text(
-        json.dumps(
-            {"args": vars(args) | {"database_url": None}, "machine": platform.platform(), **result},
-            indent=2,
-            default=str,
-        )
-        + "\n",
-        encoding="utf-8",
+    write_results(
+        "segments",
+        {"args": vars(args) | {"database_url": None}, "machine": platform.platform(), **result},
     )
-    print(f"written to {out}")
     return 0

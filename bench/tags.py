@@ -28,28 +28,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import event, text
 
-from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url
+from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
 from domain import rule_tags, segments, tagging, tags
 from domain.lifecycle_rules import sweep as lifecycle_sweep
 from domain.tagging import Assignment, InSegment
 from domain.tags import TagSpec
 from store.db import Database
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CHINA = {"attribute": {"field": "country", "op": "EQ", "value": "CN"}}
 COUNTRIES = "ARRAY['CN','CN','CN','CN','CN','CN','CN','CN','CN','US']"
 
@@ -371,21 +367,13 @@ def main(argv: list[str]) -> int:
         "0",
     )
     Console().print(table)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"tags-{date.today().isoformat()}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "args": vars(args) | {"database_url": None},
-                "machine": platform.platform(),
-                "bulk": bulk,
-                "rules": rule_run,
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n",
-        encoding="utf-8",
+    write_results(
+        "tags",
+        {
+            "args": vars(args) | {"database_url": None},
+            "machine": platform.platform(),
+            "bulk": bulk,
+            "rules": rule_run,
+        },
     )
-    print(f"written to {out}")
     return 0
