@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import rule_tags
+from domain import privacy, rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.history import HistoryQuery, newest_first_pages
 from domain.pagination import Page
@@ -40,6 +40,7 @@ class TagDefinitionRecord:
     condition: dict[str, Any] | None
     default_ttl_days: int | None
     archived: bool
+    pii: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class TagSpec:
     kind: str | None = None
     condition: dict[str, Any] | None = None
     default_ttl_days: int | None = None
+    pii: bool | None = None  # not given: domain.privacy.tag_is_pii_by_default decides
 
 
 def check_value(
@@ -156,6 +158,8 @@ def _validate(spec: TagSpec, current: TagDefinitionRecord | None) -> TagSpec:
     else:
         base = TagSpec(**{name: getattr(current, name) for name in names})
     merged = replace(base, **{n: v for n in names if (v := getattr(spec, n)) is not None})
+    if spec.pii is None and (current is None or merged.value_type != current.value_type):
+        merged = replace(merged, pii=privacy.tag_is_pii_by_default(merged.value_type))
     where = ("input",) if current is None else ("patch",)
     if current is None and not KEY_PATTERN.match(merged.key):
         raise InvalidInput(
@@ -237,6 +241,7 @@ async def define_tag(
             kind=merged.kind,
             condition=merged.condition,
             default_ttl_days=merged.default_ttl_days,
+            pii=bool(merged.pii),
         )
         session.add(row)
         await session.flush()
@@ -293,6 +298,7 @@ async def update_tag(
             "allowed_values",
             "condition",
             "default_ttl_days",
+            "pii",
         ):
             setattr(row, name, getattr(merged, name))
         row.updated_at = now

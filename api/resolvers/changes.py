@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from api.context import Context
 from api.ids import from_global_id, parse_uuid_id
+from api.pii import change_masker, refuse_pii_segment, sees_pii
 from api.schema.changes import (
     ChangeEvent,
     DeleteWebhookPayload,
@@ -18,7 +19,6 @@ from api.schema.changes import (
 )
 from api.schema.common import PageInfo, UserError
 from domain import webhooks
-from domain.access import Role
 from domain.change_feed import FeedFilter, watch
 from domain.errors import DomainError, InvalidInput
 from domain.pagination import PageRequest
@@ -98,12 +98,14 @@ async def replay_delivery(context: Context, id: str) -> WebhookDeliveryPayload:
 async def changes(
     context: Context, kinds: list[str] | None, customer: str | None, segment: str | None
 ) -> AsyncIterator[ChangeEvent]:
-    principal = context.principal
+    segment_id = parse_uuid_id(segment, "Segment", "segment") if segment else None
     feed = FeedFilter.of(
         kinds,
         parse_uuid_id(customer, "Customer", "customer") if customer else None,
-        parse_uuid_id(segment, "Segment", "segment") if segment else None,
-        sees_pii=principal is not None and principal.role is not Role.PARTNER,
+        segment_id,
+        sees_pii=sees_pii(context.principal),
     )
+    await refuse_pii_segment(context, segment_id)
+    shown = await change_masker(context)
     async for event in watch(context.db, context.state.broker, feed):
-        yield ChangeEvent.of(event)
+        yield ChangeEvent.of(shown(event))

@@ -217,3 +217,15 @@ class Loaders:
     async def pii_identity_types(self) -> frozenset[str]:
         """Masking asks for every profile of a page: read once per request."""
         return await self._pii_identity_types.load(None)
+
+    @cached_property
+    def _pii_policy(self) -> DataLoader[None, privacy.PiiPolicy]:
+        async def load(keys: list[None]) -> list[privacy.PiiPolicy]:
+            found = await privacy.load_policy(self.db)
+            return [found for _ in keys]
+
+        return DataLoader(load_fn=load)
+
+    async def pii_policy(self) -> privacy.PiiPolicy:
+        """What a partner may read and ask (domain.privacy): read once per request."""
+        return await self._pii_policy.load(None)

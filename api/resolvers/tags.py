@@ -46,6 +46,7 @@ async def define(context: Context, input: TagDefinitionInput) -> TagDefinitionPa
         kind=input.kind.value,
         condition=condition_dict(input.condition) if input.condition else None,
         default_ttl_days=input.default_ttl_days,
+        pii=input.pii,
     )
     try:
         record = await tags.define_tag(context.db, spec, actor=context.actor)
@@ -66,6 +67,7 @@ async def update_definition(
         allowed_values=patch.allowed_values,
         condition=condition_dict(patch.condition) if patch.condition else None,
         default_ttl_days=patch.default_ttl_days,
+        pii=patch.pii,
     )
     try:
         record = await tags.update_tag(context.db, spec, actor=context.actor)

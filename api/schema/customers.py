@@ -13,7 +13,14 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
-from api.pii import pii, pii_identities
+from api.pii import (
+    MASKED_TEXT,
+    free_text,
+    pii,
+    pii_attributes,
+    pii_identities,
+    without_pii_memberships,
+)
 from api.resolvers.loaders import when_loaded
 from api.schema.activity import EventConnection, OrderConnection
 from api.schema.common import Node, PageInfo
@@ -85,7 +92,7 @@ class Customer(Node):
     country: str | None
     region: str | None
     city: str | None
-    attributes: JSON
+    attributes: JSON = strawberry.field(extensions=pii_attributes())
     created_at: datetime
     updated_at: datetime
     first_seen_at: datetime | None
@@ -129,7 +136,7 @@ class Customer(Node):
 
         return when_loaded([info.context.loaders.identities.load(self.uuid)], finish)  # type: ignore[return-value]
 
-    @strawberry.field
+    @strawberry.field(extensions=without_pii_memberships())
     def tags(self, info: Info[Context, None], category: str | None = None) -> list[TagAssignment]:
         loaders = info.context.loaders
         # A page shows each of a few dozen definitions hundreds of times: one object each.
@@ -205,7 +212,10 @@ class Customer(Node):
         futures = [loaders.stage_history.load(self.uuid), loaders.stages()]
         return when_loaded(futures, finish)  # type: ignore[return-value]
 
-    @strawberry.field(description="Segments this customer belongs to now.")
+    @strawberry.field(
+        description="Segments this customer belongs to now.",
+        extensions=without_pii_memberships(),
+    )
     def segments(self, info: Info[Context, None]) -> list[Segment]:
         return when_loaded(  # type: ignore[return-value]
             [info.context.loaders.segments.load(self.uuid)],
@@ -249,7 +259,7 @@ class MergeRecord(Node):
     merged_id: strawberry.ID = strawberry.field(
         description="The global id of the profile that was merged away."
     )
-    reason: str
+    reason: str = strawberry.field(extensions=free_text(MASKED_TEXT))
     actor: str | None
     merged_at: datetime
     undone_at: datetime | None

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.context import Context
+from api.pii import free_text, pii_condition
 from domain.funnel import FunnelStageRecord, Kpi
 from domain.lifecycle import LifecycleModelRecord, StageRecord, TransitionRecord
 
@@ -54,7 +55,7 @@ class LifecycleRule:
     key: str
     to_stage: str
     priority: int
-    condition: JSON
+    condition: JSON = strawberry.field(extensions=pii_condition())
 
 
 @strawberry.type
@@ -82,7 +83,7 @@ class StageTransition:
     from_: LifecycleStage | None = strawberry.field(name="from")
     to: LifecycleStage
     at: datetime
-    reason: str | None
+    reason: str | None = strawberry.field(extensions=free_text())
     actor: str | None
     rule: str | None = strawberry.field(
         description="The key of the rule that made this move; null when a person or a "

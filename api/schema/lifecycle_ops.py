@@ -11,6 +11,7 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.permissions import ADMIN_ONLY, PROFILE_EDITORS, allow
+from api.pii import no_pii_inference
 from api.resolvers import lifecycle as lifecycle_resolvers
 from api.schema.lifecycle import FunnelReport, LifecycleModel
 from api.schema.lifecycle_mutations import LifecycleModelInput, LifecycleModelPayload, StagePayload
@@ -37,7 +38,8 @@ class LifecycleQueries:
 
     @strawberry.field(
         description="Stage funnel: how many customers are in / entered each stage, conversion "
-        "to the next stage, time in stage, and the stage's key indicators."
+        "to the next stage, time in stage, and the stage's key indicators.",
+        extensions=no_pii_inference(),
     )
     async def funnel(
         self,

@@ -19,6 +19,7 @@ from api.schema.customer_ops import CustomerQueries
 from api.schema.customers import Customer, MergeRecord
 from api.schema.identity_ops import IdentityMutations, IdentityQueries
 from api.schema.lifecycle_ops import LifecycleMutations, LifecycleQueries
+from api.schema.privacy_ops import PrivacyMutations, PrivacyQueries
 from api.schema.profile_ops import ProfileMutations
 from api.schema.segment_ops import SegmentMutations, SegmentQueries
 from api.schema.segments import Segment
@@ -35,6 +36,7 @@ Query = merge_types(
         ChangeQueries,
         SegmentQueries,
         AccessQueries,
+        PrivacyQueries,
     ),
 )
 Mutation = merge_types(
@@ -48,6 +50,7 @@ Mutation = merge_types(
         ProfileMutations,
         LifecycleMutations,
         AccessMutations,
+        PrivacyMutations,
     ),
 )
 Subscription = merge_types("Subscription", (ChangeSubscriptions,))

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.ids import to_global_id
 from api.lookahead import selected_below
+from api.pii import no_pii_members, pii_condition
 from api.schema.common import Node, PageInfo
 from domain.pagination import Page, PageRequest
 from domain.segments import SegmentRecord
@@ -27,7 +28,10 @@ class Segment(Node):
     key: str
     name: str
     description: str | None
-    condition: JSON = strawberry.field(description="In ConditionInput's shape.")
+    condition: JSON = strawberry.field(
+        description="In ConditionInput's shape (for partners, literals that compare PII are null).",
+        extensions=pii_condition(),
+    )
     materialized: bool
     last_refreshed_at: datetime | None
     uuid: strawberry.Private[uuid.UUID]
@@ -46,12 +50,18 @@ class Segment(Node):
         )
 
     @strawberry.field(
-        description="Materialized: its stored members (as refreshed). Dynamic: counted when asked."
+        description="Materialized: its stored members (as refreshed). Dynamic: counted when "
+        "asked. Refused to partners (FORBIDDEN) when the condition reads PII.",
+        extensions=no_pii_members(),
     )
     async def member_count(self, info: Info[Context, None]) -> int:
         return await info.context.loaders.segment_member_counts.load(self.uuid) or 0
 
-    @strawberry.field(description="Oldest customer first.")
+    @strawberry.field(
+        description="Oldest customer first. Refused to partners (FORBIDDEN) when the condition "
+        "reads PII.",
+        extensions=no_pii_members(),
+    )
     async def members(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Annotated[CustomerConnection, strawberry.lazy("api.schema.customers")]:

@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
+from api.pii import no_pii_members, pii_condition, pii_tag_value
 from api.schema.common import Node, PageInfo, UserError
 from api.schema.conditions import ConditionInput
 from domain.tags import AssignmentRecord, TagDefinitionRecord
@@ -43,14 +44,20 @@ class TagDefinition(Node):
     value_type: TagValueType
     allowed_values: list[str] | None
     kind: TagKind
-    condition: JSON | None
+    condition: JSON | None = strawberry.field(extensions=pii_condition())
     default_ttl_days: int | None
     archived: bool
+    pii: bool = strawberry.field(
+        description="Its values are PII: masked for partners, erased with the person."
+    )
     uuid: strawberry.Private[uuid.UUID]
 
-    @strawberry.field
+    @strawberry.field(
+        description="Refused to partners (FORBIDDEN) for a RULE tag whose condition reads PII.",
+        extensions=no_pii_members(),
+    )
     async def customer_count(self, info: Info[Context, None]) -> int:
-        """Live customers carrying the tag now; counted for all tags of a response at once."""
+        # Live customers carrying the tag now; counted for all tags of a response at once.
         return await info.context.loaders.tag_customer_counts.load(self.uuid)
 
     @classmethod
@@ -67,6 +74,7 @@ class TagDefinition(Node):
             condition=JSON(record.condition),
             default_ttl_days=record.default_ttl_days,
             archived=record.archived,
+            pii=record.pii,
             uuid=record.id,
         )
 
@@ -74,7 +82,7 @@ class TagDefinition(Node):
 @strawberry.type
 class TagAssignment:
     tag: TagDefinition
-    value: str | None
+    value: str | None = strawberry.field(extensions=pii_tag_value())
     source: str | None
     confidence: float | None
     assigned_at: datetime
@@ -96,8 +104,8 @@ class TagAssignment:
 class TagHistoryEntry:
     tag: TagDefinition
     action: str = strawberry.field(description="ASSIGNED, CHANGED, EXPIRED or REMOVED.")
-    old_value: str | None
-    new_value: str | None
+    old_value: str | None = strawberry.field(extensions=pii_tag_value())
+    new_value: str | None = strawberry.field(extensions=pii_tag_value())
     source: str | None
     actor: str | None
     at: datetime
@@ -130,6 +138,11 @@ class TagDefinitionInput:
         "FLAG without defaultTtlDays, assigned and removed automatically.",
     )
     default_ttl_days: int | None = None
+    pii: bool | None = strawberry.field(
+        default=None,
+        description="Its values are PII (masked for partners, erased with the person). "
+        "Not given: true for TEXT tags (free text), false otherwise.",
+    )
 
 
 @strawberry.input
@@ -144,6 +157,10 @@ class TagDefinitionPatch:
     default_ttl_days: int | None = None
     value_type: TagValueType | None = strawberry.field(
         default=None, description="Refused while the tag has assignments."
+    )
+    pii: bool | None = strawberry.field(
+        default=None,
+        description="Not given: unchanged, unless valueType changes (then as on defineTag).",
     )
 
 

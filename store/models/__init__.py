@@ -6,6 +6,7 @@ from store.models.base import Base
 from store.models.customers import Customer, MergeRecord
 from store.models.identities import ErasedIdentity, IdempotencyKey, Identity, IdentityType
 from store.models.lifecycle import LifecycleEdge, LifecycleRule, LifecycleStage, StageTransition
+from store.models.privacy import PiiAttribute
 from store.models.segments import Segment, SegmentMembership, SegmentMembershipHistory
 from store.models.tags import TagAssignment, TagDefinition, TagHistory
 from store.models.webhooks import TriggerFiring, Webhook, WebhookDelivery
@@ -28,6 +29,7 @@ __all__ = [
     "MergeRecord",
     "Order",
     "OutboxEvent",
+    "PiiAttribute",
     "Segment",
     "SegmentMembership",
     "SegmentMembershipHistory",

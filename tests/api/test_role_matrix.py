@@ -54,6 +54,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "apiKeys": ADMIN,
     "auditLog": ADMIN,
     "exportCustomer": ADMIN,
+    "piiAttributes": ADMIN,
     # Mutation
     "identify": INGEST,
     "identifyBatch": INGEST,
@@ -81,6 +82,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "createApiKey": ADMIN,
     "revokeApiKey": ADMIN,
     "eraseCustomer": ADMIN,
+    "declareAttributePii": ADMIN,
 }
 
 SCALARS = {
