@@ -174,9 +174,6 @@ class SocketRegistry:
         self._operations: set[tuple[str, str]] = set()
         self._watcher: asyncio.Task[None] | None = None
 
-    def open_sockets(self, key_id: uuid.UUID) -> int:
-        return len(self._sockets.get(key_id, ()))
-
     async def admit(self, handler: KeyedTransportWSHandler, key_id: uuid.UUID) -> bool:
         cap = self.settings.ws_max_connections_per_key
         if not await self.slots.acquire(f"sockets:{key_id}", handler.socket_id, cap):
