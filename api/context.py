@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
 from api.resolvers.loaders import Loaders
+from api.websockets import SocketRegistry
 from domain.access import Principal
 from domain.erasure import ErasurePolicy
 from domain.settings import Settings
@@ -32,6 +33,11 @@ class AppState:
     def limiter(self) -> RateLimiter:
         """Per-key cost budgets, shared through Redis when there is one."""
         return RateLimiter(self.redis, self.settings.cost_budget_per_minute)
+
+    @cached_property
+    def sockets(self) -> SocketRegistry:
+        """This process's open websockets by key, held to their key while they live."""
+        return SocketRegistry(self.settings, self.db, self.redis)
 
 
 def request_db(connection: HTTPConnection) -> Database:

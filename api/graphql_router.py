@@ -18,6 +18,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import bearer_token
 from api.context import Context
+from api.websockets import KeyedTransportWSHandler
 from domain.access import authenticate
 
 
@@ -29,6 +30,8 @@ def _authorization(params: Any) -> str | None:
 
 
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = KeyedTransportWSHandler
+
     def encode_json(self, data: object) -> str | bytes:
         """orjson, several times faster than json on a page of profiles; json still takes
         what orjson refuses (integers beyond 64 bits in a custom attribute)."""

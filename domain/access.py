@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -133,3 +134,17 @@ async def revoke_api_key(db: Database, key_id: uuid.UUID) -> ApiKeyRecord:
         return _record(row)
 
     return await db.transact(work)
+
+
+async def inactive_keys(db: Database, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `key_ids` no longer authenticate (revoked, or gone): what an open websocket,
+    authenticated once, must re-check while it lives."""
+    if not key_ids:
+        return set()
+    async with db.read() as session:
+        active = set(
+            await session.scalars(
+                select(ApiKey.id).where(ApiKey.id.in_(list(key_ids)), ApiKey.revoked_at.is_(None))
+            )
+        )
+    return set(key_ids) - active

@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         default=500_000, description="Cost one API key may spend per minute (a token bucket)."
     )
     introspection: bool = True
+    # Websockets (api/websockets.py): caps across workers with Redis, per process without.
+    ws_max_connections_per_key: int = Field(
+        default=100, description="Open websockets one API key may hold (TOO_MANY_CONNECTIONS)."
+    )
+    ws_max_subscriptions_per_key: int = Field(
+        default=500,
+        description="Operations one API key may run at once over its websockets "
+        "(TOO_MANY_SUBSCRIPTIONS).",
+    )
+    ws_key_check_interval_seconds: float = Field(
+        default=0.5, description="How often each worker re-checks the keys of its open sockets."
+    )
     # Change events (domain/dispatch.py, domain/webhooks.py, domain/triggers.py).
     dispatcher: bool = Field(
         default=True, description="Run the change dispatcher inside `serve` (in every worker)."

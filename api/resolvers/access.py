@@ -41,6 +41,8 @@ async def revoke_api_key(context: Context, id: str) -> ApiKeyPayload:
         record = await access.revoke_api_key(context.db, parse_uuid_id(id, "ApiKey"))
     except DomainError as error:
         return ApiKeyPayload(key=None, errors=[UserError.of(error)])
+    # This process's sockets of the key close now; other processes' within their next check.
+    await context.state.sockets.close_key(record.id)
     return ApiKeyPayload(key=ApiKey.of(record), errors=[])
 
 
