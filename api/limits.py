@@ -12,7 +12,7 @@ database: the only statement such a request costs is the API-key lookup that pre
     QUERY_TOO_COSTLY        static cost (api.query_measure) above `max_cost`
     RATE_LIMITED            the key's per-minute cost budget is spent: HTTP 429, Retry-After
     INTROSPECTION_DISABLED  `__schema` / `__type` while `introspection` is off
-    INVALID_INPUT           text holding U+0000, which PostgreSQL cannot store
+    INVALID_INPUT           text holding U+0000 or a lone surrogate, which PostgreSQL cannot store
 
 The measure runs before graphql-core's own validation, whose rules are not all linear in the
 document's size. Settings come from the request's context, so one Schema serves any app.
@@ -135,7 +135,7 @@ def _check(found: Measure, settings: Settings) -> None:
             f"a list of {found.largest_list}; a batch holds at most {settings.batch_size_max}",
         )
     if found.nul_in_text:
-        raise refusal("INVALID_INPUT", "text may not contain the character U+0000")
+        raise refusal("INVALID_INPUT", "text may not hold U+0000 or a lone surrogate")
     if found.cost > settings.max_cost:
         raise refusal(
             "QUERY_TOO_COSTLY",

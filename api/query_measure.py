@@ -1,5 +1,5 @@
 """Measuring a GraphQL operation before it runs: depth, aliases, cost, page and list sizes,
-and whether any text argument holds U+0000.
+and whether any text argument holds U+0000 or a lone surrogate.
 
 One walk over the operation's selections with the variables in hand, fragment spreads
 expanded. Each fragment is measured once and its measure reused at every spread, so a
@@ -43,6 +43,8 @@ from graphql import (
     is_leaf_type,
 )
 
+from domain.values import unstorable_text
+
 LIST_ESTIMATE = 10
 PAGE_ARGUMENTS = ("first", "last")
 SIZE_ARGUMENTS = ("sample",)
@@ -55,7 +57,9 @@ class Measure:
     cost: int = 0
     largest_page: int = 0
     largest_list: int = 0
-    nul_in_text: bool = False  # PostgreSQL cannot store U+0000 in text: refused on every backend
+    # Text holding U+0000 or a lone surrogate (domain.values.unstorable_text), which PostgreSQL
+    # cannot store: refused on every backend
+    nul_in_text: bool = False
 
     def worst(self, other: Measure) -> Measure:
         """The larger of two measures, part by part (several operations in one document)."""
@@ -145,7 +149,7 @@ class _Walk:
             cost=cost + items,
             largest_page=max([*asked, inner.largest_page]),
             largest_list=max([*lists, inner.largest_list]),
-            nul_in_text=inner.nul_in_text or any("\x00" in text for text in _texts(arguments)),
+            nul_in_text=inner.nul_in_text or any(unstorable_text(t) for t in _texts(arguments)),
         )
 
     def size(self, definition: Any, arguments: Mapping[str, Any], page: int | None) -> int:

@@ -28,6 +28,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.history import HistoryQuery, newest_first_pages
 from domain.identity import IdentifyInput, resolve_batch
 from domain.pagination import Page
+from domain.values import check_json, check_moment
 from store.db import Database
 from store.models import Event, Order
 from store.types import utcnow
@@ -74,6 +75,7 @@ def _check_time(value: datetime | None, now: datetime, name: str) -> datetime:
         return now
     if value.tzinfo is None:
         raise InvalidInput(f"{name} needs a time zone offset", field=[name])
+    value = check_moment(value, [name])
     if value > now + MAX_FUTURE:
         raise InvalidInput(f"{name} is more than a day in the future", field=[name])
     return value
@@ -87,6 +89,7 @@ def _check_event(item: EventItem, now: datetime) -> dict[str, Any]:
     properties = item.properties if item.properties is not None else {}
     if not isinstance(properties, dict):
         raise InvalidInput("properties must be a JSON object", field=["properties"])
+    check_json(properties, ["properties"])
     if len(json.dumps(properties, default=str)) > MAX_PROPERTIES_BYTES:
         raise InvalidInput("properties are limited to 16 KB", field=["properties"])
     if item.idempotency_key is not None and not 0 < len(item.idempotency_key) <= 200:

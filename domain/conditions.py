@@ -41,7 +41,7 @@ What a condition means (the same on SQLite and PostgreSQL):
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from domain.condition_catalog import (
@@ -84,6 +84,7 @@ from domain.condition_tree import (
     Test,
 )
 from domain.errors import InvalidInput
+from domain.values import MAX_NUMBER, check_days, check_moment, representable_number
 
 __all__ = [
     "MAX_DEPTH",
@@ -357,9 +358,7 @@ def _flag(payload: dict[str, Any], name: str, path: Path) -> bool:
 
 def _days(payload: dict[str, Any], name: str, path: Path) -> int | None:
     value = payload.get(name)
-    if value is not None and (not _is_int(value) or value < 0):
-        raise invalid(f"`{name}` is a whole number of days, 0 or more", path)
-    return value
+    return None if value is None else check_days(value, path, code="INVALID_VALUE")
 
 
 def _is_int(value: Any) -> bool:
@@ -367,7 +366,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number both backends compare exactly (domain.values); others are refused."""
+    return isinstance(value, int | float) and representable_number(value)
 
 
 def _member(enum: type[Any], raw: Any, name: str, path: Path, code: str) -> Any:
@@ -415,6 +415,8 @@ def _json_kind(values: tuple[Any, ...], path: Path) -> Kind:
             kinds.add(Kind.BOOLEAN)
         elif _is_number(value):
             kinds.add(Kind.NUMBER)
+        elif isinstance(value, int | float):
+            raise invalid(f"a number is finite and at most {MAX_NUMBER:.0e} in magnitude", path)
         elif isinstance(value, str):
             kinds.add(Kind.TEXT)
         else:
@@ -438,7 +440,7 @@ def _coerce(kind: Kind, value: Any, path: Path) -> Any:
         except ValueError:
             pass
         else:
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return check_moment(moment, path, code="INVALID_VALUE")
     expected = {
         Kind.TEXT: "a string",
         Kind.DATE: "a date like 1990-04-23",
@@ -453,7 +455,7 @@ def _tag_value(spec: TagSpec, op: Op, value: str, path: Path) -> Any:
             number = float(value)
         except ValueError:
             number = math.nan
-        if not math.isfinite(number):
+        if not representable_number(number):
             raise invalid(f"a NUMBER tag compares with a number, got {value!r}", path)
         return number
     if spec.value_type == "DATE":

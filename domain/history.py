@@ -13,8 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_
 
-from domain.errors import InvalidInput
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, encode_cursor, parse_cursor
 from store.db import Database
 
 
@@ -47,13 +46,8 @@ async def newest_first_pages(
             if type_ is not None:
                 inner = inner.where(kind == type_)
             if after is not None:
-                at, row_id = decode_cursor(after, 2, "after")
-                try:
-                    bound = (datetime.fromisoformat(at), int(row_id))
-                except (TypeError, ValueError):
-                    raise InvalidInput(
-                        "not a cursor this API issued", field=["after"], code="INVALID_CURSOR"
-                    ) from None
+                at, row_id = parse_cursor(after, (datetime.fromisoformat, int), "after")
+                bound = (at, row_id)
                 inner = inner.where(tuple_(time, model.id) < bound)
             ranked = inner.subquery()
             statement = (

@@ -29,6 +29,7 @@ from domain.merging import lock_profiles, merge_into, profile_states
 from domain.normalize import normalize
 from domain.resolution import Key, ProfileState, Step, WorkingSet
 from domain.traits import COLUMNS, ProfileValues, Traits, parse_traits
+from domain.values import check_moment
 from store.db import Database
 from store.models import Customer, IdempotencyKey, Identity
 from store.sqlfuncs import pair_in
@@ -93,6 +94,7 @@ def _prepare(
     at = item.occurred_at or now
     if at.tzinfo is None:
         raise InvalidInput("occurredAt needs a time zone offset", field=["occurredAt"])
+    at = check_moment(at, ["occurredAt"])
     if at > now + MAX_FUTURE:
         raise InvalidInput("occurredAt is more than a day in the future", field=["occurredAt"])
     keys: list[tuple[int, Key]] = []

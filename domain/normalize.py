@@ -16,6 +16,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from domain.errors import InvalidInput
+from domain.values import unstorable_text
 
 NORMALIZERS = ("email", "phone", "lowercase", "exact")
 MAX_VALUE_LENGTH = 512
@@ -103,6 +104,10 @@ def normalize(
     if len(value) > MAX_VALUE_LENGTH:
         raise invalid(f"an identity is at most {MAX_VALUE_LENGTH} characters")
     normalized = _BY_NAME[normalizer](value, region)
+    if len(normalized) > MAX_VALUE_LENGTH:  # lowercasing can make text longer: "İ" is 2 characters
+        raise invalid(f"an identity is at most {MAX_VALUE_LENGTH} characters once normalized")
+    if unstorable_text(normalized):
+        raise invalid("an identity may not hold U+0000 or a lone surrogate")
     if normalized in blocked_values:
         raise blocked(f"{normalized!r} is blocked for this identity type")
     return normalized

@@ -11,12 +11,15 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_, tuple_
 from sqlalchemy.orm import QueryableAttribute
 
 from domain.errors import InvalidInput
+from domain.values import check_moment, representable_number, unstorable_text
 
 T = TypeVar("T")
 
@@ -79,6 +82,36 @@ def decode_cursor(cursor: str, width: int, field: str) -> list[Any]:
     return values
 
 
+def parse_cursor(cursor: str, parsers: Sequence[Callable[[Any], Any]], field: str) -> list[Any]:
+    """The values of `cursor`, each read by its parser, refused (INVALID_CURSOR) unless every
+    one is a value the database can bind: a forged cursor never reaches a statement."""
+    raw = decode_cursor(cursor, len(parsers), field)
+    try:
+        values = [parse(value) for parse, value in zip(parsers, raw, strict=True)]
+    except (TypeError, ValueError, AttributeError, ArithmeticError):
+        values = None
+    if values is None or not all(_bindable(value) for value in values):
+        raise InvalidInput("not a cursor this API issued", field=[field], code="INVALID_CURSOR")
+    return values
+
+
+def _bindable(value: Any) -> bool:
+    if isinstance(value, str):
+        return not unstorable_text(value)
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, float | Decimal):
+        return representable_number(value)
+    if isinstance(value, datetime):
+        try:
+            check_moment(value, ())
+        except InvalidInput:
+            return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class SortKey:
     """One ordering expression (never NULL: coalesce nullable columns) and how to read a
@@ -110,13 +143,7 @@ def apply_keyset(statement: Select[Any], keys: Sequence[SortKey], page: PageRequ
     for name, cursor, forward in (("after", page.after, True), ("before", page.before, False)):
         if cursor is None:
             continue
-        raw = decode_cursor(cursor, len(keys), name)
-        try:
-            values = [key.parse(v) for key, v in zip(keys, raw, strict=True)]
-        except (TypeError, ValueError) as error:
-            raise InvalidInput(
-                "not a cursor this API issued", field=[name], code="INVALID_CURSOR"
-            ) from error
+        values = parse_cursor(cursor, [key.parse for key in keys], name)
         statement = statement.where(_after(keys, values, forward))
     order = [
         key.expression.desc() if key.descending != page.backwards else key.expression.asc()

@@ -18,6 +18,7 @@ from domain.derived import refresh_derived
 from domain.errors import InvalidInput, NotFound
 from domain.profile import CustomerRecord, customer_select, resolve_live_id, to_record
 from domain.traits import PROFILE_FIELDS, parse_traits
+from domain.values import check_json
 from store.db import Database
 from store.models import Customer
 from store.types import utcnow
@@ -49,6 +50,7 @@ async def update_customer(
     attributes = patch.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         raise InvalidInput("attributes must be a JSON object", field=("patch", "attributes"))
+    check_json(attributes, ("patch", "attributes"))
 
     async def work(session: AsyncSession) -> CustomerRecord:
         live = await resolve_live_id(session, customer_id)

@@ -22,6 +22,7 @@ from domain import privacy, rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.history import HistoryQuery, newest_first_pages
 from domain.pagination import Page
+from domain.values import MAX_NUMBER, check_days, representable_number
 from store.db import Database
 from store.models import Customer, TagAssignment, TagDefinition, TagHistory
 from store.types import utcnow
@@ -137,8 +138,8 @@ def check_value(
             number = Decimal(value)
         except InvalidOperation:
             raise refuse(f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise refuse(f"{value!r} is not a number")
+        if not representable_number(number):
+            raise refuse(f"{value!r} is not a finite number of at most {MAX_NUMBER:.0e}")
         return str(number.normalize()) if number == number.to_integral() else str(number)
     if tag.value_type == "DATE":
         try:
@@ -202,8 +203,12 @@ def _validate(spec: TagSpec, current: TagDefinitionRecord | None) -> TagSpec:
             "a RULE tag is held while its condition holds: it takes no defaultTtlDays",
             field=(*where, "defaultTtlDays"),
         )
-    if merged.default_ttl_days is not None and merged.default_ttl_days < 1:
-        raise InvalidInput("defaultTtlDays must be at least 1", field=(*where, "defaultTtlDays"))
+    if merged.default_ttl_days is not None:
+        check_days(merged.default_ttl_days, (*where, "defaultTtlDays"))
+        if merged.default_ttl_days < 1:
+            raise InvalidInput(
+                "defaultTtlDays must be at least 1", field=(*where, "defaultTtlDays")
+            )
     return merged
 
 

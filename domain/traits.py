@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from domain.errors import InvalidInput
+from domain.values import check_json, check_text
 
 # Trait key -> (column, max length). birthday is a date, the rest strings.
 PROFILE_FIELDS: dict[str, tuple[str, int]] = {
@@ -57,12 +58,13 @@ def parse_traits(raw: Any, path: tuple[str | int, ...] = ("traits",)) -> Traits:
         if key == "attributes":
             if not isinstance(value, dict):
                 raise InvalidInput("attributes must be a JSON object", field=where)
-            attributes.update(value)
+            attributes.update(check_json(value, where))
         elif key in PROFILE_FIELDS:
             column, limit = PROFILE_FIELDS[key]
             fields[column] = _field_value(key, value, limit, where)
         else:
-            attributes[key] = value
+            check_text(key, where)
+            attributes[key] = check_json(value, where)
     if len(repr(attributes)) > MAX_ATTRIBUTES_BYTES:
         raise InvalidInput("custom traits are limited to 16 KB", field=path)
     return Traits(fields, attributes)
@@ -81,7 +83,7 @@ def _field_value(key: str, value: Any, limit: int, where: tuple[str | int, ...])
             raise InvalidInput("birthday must be a date like 1990-04-23", field=where) from None
     if len(value) > limit:
         raise InvalidInput(f"{key} is at most {limit} characters", field=where)
-    return value
+    return check_text(value, where)
 
 
 @dataclass(slots=True)

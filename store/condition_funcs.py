@@ -2,8 +2,9 @@
 
 Each construct is one SQLAlchemy expression with one rendering per dialect (`@compiles`), so a
 compiled condition is a single statement that runs unchanged on SQLite and PostgreSQL, and the
-renderings agree in meaning: a JSON value or a tag value of the wrong type reads as NULL (never
-an error, never a coerced 0), text is compared by its bytes, CONTAINS is case-sensitive.
+renderings agree in meaning: a JSON value or a tag value of the wrong type, or a number no
+double can hold, reads as NULL (never an error, never a coerced 0), text is compared by its
+bytes, CONTAINS is case-sensitive.
 """
 
 from __future__ import annotations
@@ -15,8 +16,25 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-# A JSON number, as PostgreSQL's regular expressions spell RFC 8259 (SQLite: json_valid).
-JSON_NUMBER = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?[ \t\n\r]*$"
+# A JSON number, as PostgreSQL's regular expressions spell RFC 8259 (SQLite: json_valid), with
+# at most four exponent digits and 1,000 characters: NUMERIC reads any such text without error.
+JSON_NUMBER = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,4})?[ \t\n\r]*$"
+MAX_NUMBER_TEXT = 1000
+# A stored number outside these magnitudes cannot be a double (PostgreSQL raises on overflow
+# and on underflow; SQLite reads it as infinity): it reads as NULL, so it matches nothing.
+LARGEST, SMALLEST = "1e300", "1e-300"
+
+
+def _pg_double(number: str, text: str) -> str:
+    """`text` as a double precision when the NUMERIC `number` (the same value) fits one."""
+    return (
+        f"CASE WHEN {number} = 0 OR abs({number}) BETWEEN {SMALLEST} AND {LARGEST} "
+        f"THEN CAST({text} AS DOUBLE PRECISION) END"
+    )
+
+
+def _sqlite_double(value: str) -> str:
+    return f"CASE WHEN abs({value}) <= {LARGEST} THEN {value} END"
 
 
 def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> list[str]:
@@ -80,9 +98,11 @@ class text_contains(FunctionElement[bool]):
 @compiles(json_number, "postgresql")
 def _json_number_pg(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
     document, key = _args(element, compiler, **kw)
+    # Nested CASE: the NUMERIC cast runs only on a JSON number (it raises on anything else).
+    number = f"CAST({document} -> {key} AS NUMERIC)"
     return (
         f"CASE WHEN jsonb_typeof({document} -> {key}) = 'number' "
-        f"THEN CAST({document} ->> {key} AS DOUBLE PRECISION) END"
+        f"THEN {_pg_double(number, f'{document} ->> {key}')} END"
     )
 
 
@@ -90,9 +110,10 @@ def _json_number_pg(element: json_number, compiler: SQLCompiler, **kw: Any) -> s
 def _json_number_sqlite(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
     document, key = _args(element, compiler, **kw)
     path = _sqlite_path(key)
+    value = f"json_extract({document}, {path})"
     return (
         f"CASE WHEN json_type({document}, {path}) IN ('integer', 'real') "
-        f"THEN json_extract({document}, {path}) END"
+        f"THEN {_sqlite_double(value)} END"
     )
 
 
@@ -143,7 +164,11 @@ def _json_present_sqlite(element: json_present, compiler: SQLCompiler, **kw: Any
 @compiles(numeric_text, "postgresql")
 def _numeric_text_pg(element: numeric_text, compiler: SQLCompiler, **kw: Any) -> str:
     (text,) = _args(element, compiler, **kw)
-    return f"CASE WHEN {text} ~ '{JSON_NUMBER}' THEN CAST({text} AS DOUBLE PRECISION) END"
+    number = f"CAST({text} AS NUMERIC)"
+    return (
+        f"CASE WHEN length({text}) <= {MAX_NUMBER_TEXT} AND {text} ~ '{JSON_NUMBER}' "
+        f"THEN {_pg_double(number, text)} END"
+    )
 
 
 @compiles(numeric_text, "sqlite")
@@ -152,7 +177,7 @@ def _numeric_text_sqlite(element: numeric_text, compiler: SQLCompiler, **kw: Any
     # Nested CASE: json_type raises on text that is not JSON, so it runs only on valid JSON.
     return (
         f"CASE WHEN json_valid({text}) THEN CASE WHEN json_type({text}) IN ('integer', 'real') "
-        f"THEN CAST({text} AS REAL) END END"
+        f"THEN {_sqlite_double(f'CAST({text} AS REAL)')} END END"
     )
 
 

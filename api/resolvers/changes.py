@@ -27,7 +27,7 @@ from domain.webhooks import DeliveryRecord, DeliveryStatus
 
 def _delivery_id(global_id: str, field: str = "id") -> int:
     type_name, key = from_global_id(global_id, field)
-    if type_name != "WebhookDelivery" or not key.isdigit():
+    if type_name != "WebhookDelivery" or not (key.isascii() and key.isdigit() and len(key) < 19):
         raise InvalidInput(
             f"expected a WebhookDelivery id, got {global_id!r}", field=[field], code="INVALID_ID"
         )

@@ -25,6 +25,7 @@ from api.schema.segment_ops import SegmentMutations, SegmentQueries
 from api.schema.segments import Segment
 from api.schema.tag_ops import TagMutations, TagQueries
 from api.schema.tags import TagDefinition
+from api.value_guard import ValueGuard
 
 Query = merge_types(
     "Query",
@@ -56,7 +57,17 @@ Mutation = merge_types(
 Subscription = merge_types("Subscription", (ChangeSubscriptions,))
 
 
+def _guard_values(*roots: type) -> None:
+    """Every root query and mutation field refuses values no database can hold, innermost
+    (after the permission check): api.value_guard."""
+    for root in roots:
+        for field in root.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            if not any(isinstance(extension, ValueGuard) for extension in field.extensions):
+                field.extensions.insert(0, ValueGuard())
+
+
 def build_schema() -> strawberry.Schema:
+    _guard_values(Query, Mutation)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
