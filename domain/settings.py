@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=500_000, description="Cost one API key may spend per minute (a token bucket)."
     )
     introspection: bool = True
+    ready_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long /readyz waits for the database and Redis before answering 503.",
+    )
     # Change events (domain/dispatch.py, domain/webhooks.py, domain/triggers.py).
     dispatcher: bool = Field(
         default=True, description="Run the change dispatcher inside `serve` (in every worker)."
