@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from domain.access import Role
+from domain.access import Role, create_api_key
 from domain.settings import Settings
+from store.db import Database
 from store.migrate import head_revisions, missing_revisions, upgrade
 from tests.api.test_limits import client_of, post
 from tests.conftest import PG_URL, Api, _pg_execute, fresh_database_url
@@ -154,3 +155,32 @@ async def test_a_database_one_revision_behind_names_the_missing_revision(
 async def test_a_migrated_database_is_ready(api: Api) -> None:
     ready = await api.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+@pytest.fixture
+def before_webhooks_url(unmigrated_url: str) -> str:
+    """A database migrated up to, not including, the webhook tables."""
+    upgrade(unmigrated_url, "c8_access")
+    return unmigrated_url
+
+
+async def test_a_query_meeting_a_missing_table_is_a_coded_503(
+    before_webhooks_url: str, settings: Settings
+) -> None:
+    behind = settings.model_copy(update={"database_url": before_webhooks_url, "redis_url": None})
+    db = Database.from_url(before_webhooks_url)
+    try:
+        key = (await create_api_key(db, "ops", Role.ADMIN)).secret
+    finally:
+        await db.dispose()
+    async with client_of(behind) as client:
+        served = await post(client, key, QUERY)
+        response = await post(client, key, "{ webhooks { id } }")
+        ready = await client.get("/readyz")
+    assert served.status_code == 200 and not served.json().get("errors"), served.text
+    assert response.status_code == 503, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert error["extensions"]["reason"] == "NOT_MIGRATED"
+    assert "webhooks" not in error["message"], "no SQL or table names reach the client"
+    assert ready.json()["migrations"]["missing"] == list(missing_revisions(("c8_access",)))
