@@ -44,6 +44,7 @@ from store.models import (
 REDACTED = "[erased]"
 # Shorter values are matched only whole: as substrings they would redact unrelated text.
 MIN_SUBSTRING = 3
+MIN_NUMBER = 6
 # Keys of change-event payloads that carry free text or a tag's value.
 FREE_TEXT_KEYS = frozenset({"reason", "value", "oldValue", "newValue", "traits", "properties"})
 BIRTHDAY_TRIGGER = "customer.birthday"
@@ -75,10 +76,13 @@ class Needles:
 
 
 def _strings(value: Any) -> Iterable[str]:
+    """The texts of a JSON value; numbers only when long enough to identify (an account
+    number, not a shoe size)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        yield str(value)
+        if len(str(value)) >= MIN_NUMBER:
+            yield str(value)
     elif isinstance(value, dict):
         for item in value.values():
             yield from _strings(item)
@@ -250,11 +254,28 @@ async def _scrub_idempotency(
         )
     )
     for key, response in rows.all():
-        clean = redact(response, needles)
+        clean = _redact_messages(response, needles)
         if clean != response:
             await session.execute(
                 update(IdempotencyKey).where(IdempotencyKey.key == key).values(response=clean)
             )
+
+
+def _redact_messages(value: Any, needles: Needles) -> Any:
+    """Only the messages of a stored answer are free text; its ids and codes, shared with
+    other people's results in the same answer, stay as they are."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                REDACTED
+                if k == "message" and isinstance(v, str) and needles.within(v)
+                else _redact_messages(v, needles)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_messages(v, needles) for v in value]
+    return value
 
 
 async def _scrub_event_keys(
