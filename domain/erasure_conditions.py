@@ -88,40 +88,22 @@ def redact_condition(condition: Any, needles: Needles) -> tuple[bool, bool]:
 
 async def conditions_naming(session: AsyncSession, needles: Needles) -> list[ConditionReference]:
     """Find, report and redact the admin-defined conditions that name the person."""
+    sources: tuple[tuple[ConditionOwner, Any, Any, Any], ...] = (
+        (ConditionOwner.SEGMENT, Segment.id, Segment.key, Segment.name),
+        (ConditionOwner.TAG, TagDefinition.id, TagDefinition.key, TagDefinition.name),
+        (ConditionOwner.LIFECYCLE_RULE, LifecycleRule.key, LifecycleRule.key, LifecycleRule.key),
+    )
     found: list[ConditionReference] = []
-    segments = await session.execute(
-        select(Segment.id, Segment.key, Segment.name, Segment.condition)
-    )
-    for row_id, key, name, condition in segments.all():
-        named, redacted = redact_condition(condition, needles)
-        if named:
-            found.append(ConditionReference(ConditionOwner.SEGMENT, row_id, key, name, redacted))
-        if redacted:
-            await session.execute(
-                update(Segment).where(Segment.id == row_id).values(condition=condition)
-            )
-    tags = await session.execute(
-        select(
-            TagDefinition.id, TagDefinition.key, TagDefinition.name, TagDefinition.condition
-        ).where(TagDefinition.condition.is_not(None))
-    )
-    for row_id, key, name, condition in tags.all():
-        named, redacted = redact_condition(condition, needles)
-        if named:
-            found.append(ConditionReference(ConditionOwner.TAG, row_id, key, name, redacted))
-        if redacted:
-            await session.execute(
-                update(TagDefinition).where(TagDefinition.id == row_id).values(condition=condition)
-            )
-    rules = await session.execute(select(LifecycleRule.key, LifecycleRule.condition))
-    for key, condition in rules.all():
-        named, redacted = redact_condition(condition, needles)
-        if named:
-            found.append(
-                ConditionReference(ConditionOwner.LIFECYCLE_RULE, None, key, key, redacted)
-            )
-        if redacted:
-            await session.execute(
-                update(LifecycleRule).where(LifecycleRule.key == key).values(condition=condition)
-            )
+    for owner, row_key, key, name in sources:
+        model = row_key.class_
+        rows = await session.execute(select(row_key, key, name, model.condition))
+        for row_id, row_name_key, row_name, condition in rows.all():
+            named, redacted = redact_condition(condition, needles)
+            if named:
+                node = row_id if isinstance(row_id, uuid.UUID) else None
+                found.append(ConditionReference(owner, node, row_name_key, row_name, redacted))
+            if redacted:
+                await session.execute(
+                    update(model).where(row_key == row_id).values(condition=condition)
+                )
     return sorted(found, key=lambda r: (r.owner.value, r.key))

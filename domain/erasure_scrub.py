@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from domain.privacy import PII_COLUMNS
 from store.models import (
@@ -197,18 +198,33 @@ async def scrub_copies(
     await _scrub_event_keys(session, profiles, needles)
 
 
+async def _rewrite(
+    session: AsyncSession,
+    key: InstrumentedAttribute[Any],
+    column: InstrumentedAttribute[Any],
+    where: ColumnElement[bool],
+    clean: Callable[[Any], Any],
+) -> None:
+    """Rewrite `column` of the rows `where` selects through `clean`, where it changes them."""
+    rows = await session.execute(select(key, column).where(where))
+    for row_key, value in rows.all():
+        cleaned = clean(value)
+        if cleaned != value:
+            await session.execute(
+                update(key.class_).where(key == row_key).values({column.key: cleaned})
+            )
+
+
 async def _scrub_outbox(
     session: AsyncSession, profiles: Sequence[uuid.UUID], needles: Needles
 ) -> None:
-    rows = await session.execute(
-        select(OutboxEvent.id, OutboxEvent.payload).where(OutboxEvent.customer_id.in_(profiles))
+    await _rewrite(
+        session,
+        OutboxEvent.id,
+        OutboxEvent.payload,
+        OutboxEvent.customer_id.in_(profiles),
+        lambda payload: redact(payload, needles, free_text=True),
     )
-    for row_id, payload in rows.all():
-        clean = redact(payload, needles, free_text=True)
-        if clean != payload:
-            await session.execute(
-                update(OutboxEvent).where(OutboxEvent.id == row_id).values(payload=clean)
-            )
 
 
 async def _scrub_deliveries(
@@ -230,15 +246,13 @@ async def _scrub_audit(
     session: AsyncSession, profiles: Sequence[uuid.UUID], needles: Needles
 ) -> None:
     touched = select(AuditCustomer.audit_id).where(AuditCustomer.customer_id.in_(profiles))
-    rows = await session.execute(
-        select(AuditEntry.id, AuditEntry.details).where(AuditEntry.id.in_(touched))
+    await _rewrite(
+        session,
+        AuditEntry.id,
+        AuditEntry.details,
+        AuditEntry.id.in_(touched),
+        lambda details: redact(details, needles),
     )
-    for row_id, details in rows.all():
-        clean = redact(details, needles)
-        if clean != details:
-            await session.execute(
-                update(AuditEntry).where(AuditEntry.id == row_id).values(details=clean)
-            )
 
 
 async def _scrub_idempotency(
@@ -248,17 +262,13 @@ async def _scrub_idempotency(
     is indexed, so the rows are found by their text."""
     text = func.lower(cast(IdempotencyKey.response, Text))
     terms = [str(p) for p in profiles] + needles.patterns()
-    rows = await session.execute(
-        select(IdempotencyKey.key, IdempotencyKey.response).where(
-            or_(*(text.contains(term.lower(), autoescape=True) for term in terms))
-        )
+    await _rewrite(
+        session,
+        IdempotencyKey.key,
+        IdempotencyKey.response,
+        or_(*(text.contains(term.lower(), autoescape=True) for term in terms)),
+        lambda response: _redact_messages(response, needles),
     )
-    for key, response in rows.all():
-        clean = _redact_messages(response, needles)
-        if clean != response:
-            await session.execute(
-                update(IdempotencyKey).where(IdempotencyKey.key == key).values(response=clean)
-            )
 
 
 def _redact_messages(value: Any, needles: Needles) -> Any:
