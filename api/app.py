@@ -7,16 +7,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
-from sqlalchemy import text
 from starlette.requests import HTTPConnection
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.auth import principal_of
 from api.context import AppState, Context, request_db
+from api.errors import unavailable_answer
 from api.graphql_router import KeyedGraphQLRouter
 from api.schema.root import build_schema
 from domain import tagging
@@ -25,6 +26,7 @@ from domain.dispatcher import Dispatcher
 from domain.lifecycle_rules import sweep_every
 from domain.settings import Settings
 from store.db import Database
+from store.migrate import migration_status
 from store.pubsub import changes_channel, create_broker
 
 log = logging.getLogger("c360.api")
@@ -107,11 +109,26 @@ def _add_health(app: FastAPI, state: AppState) -> None:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
+        """Ready when the database answers within C360_READY_TIMEOUT_SECONDS and is migrated
+        to this code's head; Redis is optional (degraded without it)."""
+        timeout = state.settings.ready_timeout_seconds
+        checks: dict[str, Any] = {}
         try:
-            async with state.db.read() as session:
-                await session.execute(text("SELECT 1"))
-            checks["database"] = "ok"
+            async with asyncio.timeout(timeout):
+                async with state.db.engine.connect() as connection:
+                    migrations = await migration_status(connection)
+            if migrations.ready:
+                checks["database"] = "ok"
+            else:
+                checks["database"] = "not migrated"
+                checks["migrations"] = {
+                    "current": list(migrations.current),
+                    "head": list(migrations.head),
+                    "missing": list(migrations.missing),
+                }
+        except TimeoutError:
+            log.warning("readiness: the database did not answer within %ss", timeout)
+            checks["database"] = "timeout"
         except Exception as error:  # any failure means "not ready"; the reason goes to the log
             log.warning("readiness: database unreachable: %s", error)
             checks["database"] = "unreachable"
@@ -119,13 +136,14 @@ def _add_health(app: FastAPI, state: AppState) -> None:
             checks["redis"] = "not configured"
         else:
             try:
-                await state.redis.ping()
+                async with asyncio.timeout(timeout):
+                    await state.redis.ping()
                 checks["redis"] = "ok"
             except Exception as error:
                 log.warning("readiness: redis unreachable: %s", error)
                 checks["redis"] = "unreachable"
         # Without Redis the API still serves (no shared cache, per-process rate limits):
-        # degraded, but ready. Without the database it serves nothing.
+        # degraded, but ready. Without the database, or on an unmigrated one, it serves nothing.
         if checks["database"] != "ok":
             return JSONResponse({"status": "unavailable", **checks}, status_code=503)
         status = "degraded" if checks["redis"] == "unreachable" else "ready"
@@ -141,14 +159,21 @@ def _add_error_handlers(app: FastAPI) -> None:
             404: "NOT_FOUND",
             503: "SERVICE_UNAVAILABLE",
         }.get(error.status_code, "HTTP_ERROR")
+        extensions = getattr(error, "extensions", None) or {"code": code}
         return JSONResponse(
-            {"errors": [{"message": error.detail, "extensions": {"code": code}}]},
+            {"errors": [{"message": error.detail, "extensions": extensions}]},
             status_code=error.status_code,
             headers=error.headers,
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        unavailable = unavailable_answer(error, None)
+        if unavailable is not None:
+            message, extensions = unavailable
+            return JSONResponse(
+                {"errors": [{"message": message, "extensions": extensions}]}, status_code=503
+            )
         log.error("unexpected error outside GraphQL", exc_info=error)
         return JSONResponse(
             {"errors": [{"message": "Internal error", "extensions": {"code": "INTERNAL_ERROR"}}]},

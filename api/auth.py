@@ -6,8 +6,8 @@ from fastapi import HTTPException, status
 from starlette.requests import HTTPConnection, Request
 
 from api.context import request_db
+from api.errors import UnavailableError, unavailable_answer
 from domain.access import Principal, authenticate
-from store.db import is_unavailable
 
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
@@ -49,11 +49,10 @@ async def principal_of(request: HTTPConnection) -> Principal | None:
     try:
         principal = await authenticate(request_db(request), token)
     except Exception as error:
-        if not is_unavailable(error):
+        unavailable = unavailable_answer(error, None)
+        if unavailable is None:
             raise
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the service is unavailable; try again shortly"
-        ) from None
+        raise UnavailableError(*unavailable) from None
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", UNAUTHORIZED

@@ -2,7 +2,10 @@
 
 - A DomainError in a mutation becomes `errors: [UserError]` in its payload (`user_errors`).
 - A DomainError in a query becomes a GraphQL error with `extensions.code` and `field`.
-- The database being unreachable becomes SERVICE_UNAVAILABLE (HTTP 503): retry later.
+- The database being unreachable (or refusing connections: too many clients, login refused)
+  becomes SERVICE_UNAVAILABLE (HTTP 503): retry later. So does a database that lacks tables
+  or columns of this code's schema, with `reason: NOT_MIGRATED` and the head revision it
+  must be migrated to; `/readyz` names every missing revision.
 - Parse and validation errors keep their message and get GRAPHQL_PARSE_FAILED /
   GRAPHQL_VALIDATION_FAILED unless a limit (api.limits) gave them a code.
 - Anything else is a bug: logged with its stack and a request id, answered as INTERNAL_ERROR
@@ -15,12 +18,14 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from fastapi import HTTPException, status
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from domain.errors import DomainError
-from store.db import is_unavailable
+from store.db import is_not_migrated, is_unavailable
+from store.migrate import head_revisions
 
 log = logging.getLogger("c360.api")
 
@@ -51,14 +56,10 @@ class ErrorShaping(SchemaExtension):
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
             return _coded(error)  # a validation or parse error: the message is meant for the client
-        if is_unavailable(original):
-            log.warning("database unavailable [request %s]: %s", request_id, original)
-            return GraphQLError(
-                "The service is unavailable; try again shortly",
-                nodes=error.nodes,
-                path=error.path,
-                extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id},
-            )
+        unavailable = unavailable_answer(original, request_id)
+        if unavailable is not None:
+            message, extensions = unavailable
+            return GraphQLError(message, nodes=error.nodes, path=error.path, extensions=extensions)
         if isinstance(original, DomainError):
             extensions = {"code": original.code}
             if original.field:
@@ -73,6 +74,37 @@ class ErrorShaping(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL_ERROR", "requestId": request_id},
         )
+
+
+class UnavailableError(HTTPException):
+    """HTTP 503 before GraphQL runs (the key lookup), carrying the GraphQL error's extensions."""
+
+    def __init__(self, message: str, extensions: dict[str, Any]) -> None:
+        super().__init__(status.HTTP_503_SERVICE_UNAVAILABLE, message)
+        self.extensions = extensions
+
+
+def unavailable_answer(
+    error: BaseException, request_id: str | None
+) -> tuple[str, dict[str, Any]] | None:
+    """The message and extensions of SERVICE_UNAVAILABLE when `error` says the database can't
+    serve (unreachable, refusing connections, or not migrated); None for any other error."""
+    if is_not_migrated(error):
+        head = ", ".join(head_revisions())
+        log.error("database not migrated [request %s]: %s", request_id, error)
+        message = f"The database is not migrated to {head}; run `c360 migrate`"
+        return message, {
+            "code": "SERVICE_UNAVAILABLE",
+            "reason": "NOT_MIGRATED",
+            "requestId": request_id,
+        }
+    if is_unavailable(error):
+        log.warning("database unavailable [request %s]: %s", request_id, error)
+        return "The service is unavailable; try again shortly", {
+            "code": "SERVICE_UNAVAILABLE",
+            "requestId": request_id,
+        }
+    return None
 
 
 def _coded(error: GraphQLError) -> GraphQLError:

@@ -2,8 +2,13 @@
 
 `erase_customer` removes what identifies the person and keeps what only counts:
 - cleared: names, email, phone, birthday, custom attributes; every identity value; event
-  properties; values of PII tags (assignments and history); the undo snapshots of merges that
-  involve the profile (they copy its data); the same on every profile merged into it;
+  properties; the same on every profile merged into theirs;
+- cleared or redacted wherever they were copied (domain.erasure_scrub): values of TEXT and PII
+  tags (assignments and history), the undo snapshots and reasons of merges that involve the
+  profiles, stage reasons, change-event payloads, webhook delivery errors, audit details,
+  stored answers of idempotent mutations, event idempotency keys, birthday trigger keys;
+- reported (domain.erasure_conditions): admin-defined conditions whose literals name the
+  person's values; literals equal to one are redacted;
 - kept: the profile's id and status (ERASED), gender, locale, country, region, city, stage and
   its history, tags without values, orders and metrics: the anonymous aggregates reports need.
 
@@ -21,10 +26,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import Change, record_changes
+from domain.erasure_conditions import ConditionReference, conditions_naming
+from domain.erasure_scrub import gather_needles, scrub_copies
 from domain.errors import NotFound
 from domain.merging import lock_profiles
 from domain.privacy import PII_COLUMNS
@@ -36,10 +43,6 @@ from store.models import (
     ErasedIdentity,
     Event,
     Identity,
-    MergeRecord,
-    TagAssignment,
-    TagDefinition,
-    TagHistory,
 )
 from store.sqlfuncs import pair_in
 from store.types import utcnow
@@ -111,46 +114,41 @@ async def _clear(session: AsyncSession, profiles: list[uuid.UUID]) -> None:
     await session.execute(
         update(Event).where(Event.customer_id.in_(profiles)).values(properties={})
     )
-    pii_tags = select(TagDefinition.id).where(TagDefinition.pii.is_(True))
-    await session.execute(
-        update(TagAssignment)
-        .where(TagAssignment.customer_id.in_(profiles), TagAssignment.tag_id.in_(pii_tags))
-        .values(value=None)
-    )
-    await session.execute(
-        update(TagHistory)
-        .where(TagHistory.customer_id.in_(profiles), TagHistory.tag_id.in_(pii_tags))
-        .values(old_value=None, new_value=None)
-    )
-    await session.execute(
-        update(MergeRecord)
-        .where(or_(MergeRecord.survivor_id.in_(profiles), MergeRecord.merged_id.in_(profiles)))
-        .values(snapshot={})
-    )
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """The erased profile, and the admin-defined conditions that named the person."""
+
+    customer_id: uuid.UUID
+    conditions: tuple[ConditionReference, ...] = ()
 
 
 async def erase_customer(
     db: Database, customer_id: uuid.UUID, actor: str | None, salt: str
-) -> uuid.UUID:
+) -> Erasure:
     """Erase the person behind `customer_id` (a merged-away id stands for its survivor);
-    erasing twice changes nothing more. Returns the erased profile's id."""
+    erasing twice changes nothing more."""
 
-    async def work(session: AsyncSession) -> uuid.UUID:
+    async def work(session: AsyncSession) -> Erasure:
         live = await resolve_live_id(session, customer_id)
         if live is None:
             raise NotFound("no such customer", field=["id"])
         await lock_profiles(session, {live})
         status = await session.scalar(select(Customer.status).where(Customer.id == live))
         if status == "ERASED":
-            return live
+            return Erasure(live)
         profiles = await merged_family(session, live)
+        needles = await gather_needles(session, profiles)
         await _keep_hashes(session, profiles, salt)
+        await scrub_copies(session, profiles, needles)
         await _clear(session, profiles)
+        conditions = await conditions_naming(session, needles)
         await session.execute(update(Customer).where(Customer.id == live).values(status="ERASED"))
         await record_changes(
             session,
             [Change("customer.erased", live, {"customerId": str(live), "actor": actor})],
         )
-        return live
+        return Erasure(live, tuple(conditions))
 
     return await db.transact(work)

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     ws_key_check_interval_seconds: float = Field(
         default=0.5, description="How often each worker re-checks the keys of its open sockets."
     )
+    ready_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long /readyz waits for the database and Redis before answering 503.",
+    )
     # Change events (domain/dispatch.py, domain/webhooks.py, domain/triggers.py).
     dispatcher: bool = Field(
         default=True, description="Run the change dispatcher inside `serve` (in every worker)."

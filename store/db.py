@@ -76,25 +76,58 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _sqlstate(error: DBAPIError) -> str | None:
+    orig = error.orig
+    return getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+
+
 def is_retryable(error: DBAPIError) -> bool:
     """Deadlocks, serialization failures and lost unique races (PostgreSQL); a busy database
     (SQLite). The whole unit of work reruns and sees the winner's rows."""
-    orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(
-        getattr(orig, "__cause__", None), "sqlstate", None
-    )
-    if sqlstate in RETRYABLE_SQLSTATES:
+    if _sqlstate(error) in RETRYABLE_SQLSTATES:
         return True
-    return isinstance(error, OperationalError) and "database is locked" in str(orig)
+    return isinstance(error, OperationalError) and "database is locked" in str(error.orig)
+
+
+# SQLSTATE classes and codes that mean "no usable connection": connection exceptions (08),
+# insufficient resources such as too many clients (53), operator intervention such as a
+# shutting-down or starting server (57P01-57P05), and a refused login (28).
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "28")
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "57P04", "57P05"}
+# SQLite's way of saying it cannot open or reach the file.
+UNAVAILABLE_SQLITE = ("unable to open database file", "disk i/o error")
+# Missing tables or columns: the database is older than the code (42P01, 42703 on PostgreSQL).
+NOT_MIGRATED_SQLSTATES = {"42P01", "42703"}
+NOT_MIGRATED_SQLITE = ("no such table", "no such column", "has no column named")
 
 
 def is_unavailable(error: BaseException) -> bool:
-    """The database cannot be reached (refused, reset, timed out, pool exhausted), as opposed
-    to a bug or a bad statement: the caller may retry later, and the pool reconnects by itself
-    (pre-ping on PostgreSQL) once the database is back."""
+    """The database cannot be reached (refused, reset, timed out, pool exhausted, too many
+    clients, login refused), as opposed to a bug or a bad statement: the caller may retry
+    later, and the pool reconnects by itself (pre-ping on PostgreSQL) once the database is
+    back."""
     if isinstance(error, DBAPIError):
-        return bool(error.connection_invalidated)
+        if error.connection_invalidated:
+            return True
+        state = _sqlstate(error) or ""
+        if state in UNAVAILABLE_SQLSTATES or state.startswith(UNAVAILABLE_SQLSTATE_CLASSES):
+            return True
+        message = str(error.orig).lower()
+        return isinstance(error, OperationalError) and any(m in message for m in UNAVAILABLE_SQLITE)
     return isinstance(error, OSError | TimeoutError | PoolTimeout)
+
+
+def is_not_migrated(error: BaseException) -> bool:
+    """A statement met a table or column the database does not have yet: `c360 migrate` has
+    not run (or not to the end) on it."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if _sqlstate(error) in NOT_MIGRATED_SQLSTATES:
+        return True
+    message = str(error.orig).lower()
+    return isinstance(error, OperationalError) and any(m in message for m in NOT_MIGRATED_SQLITE)
 
 
 class Database:

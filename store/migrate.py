@@ -1,17 +1,26 @@
 """Running the Alembic history programmatically (the CLI and the tests use this).
 
-Alembic's env runs its own event loop, so these are plain synchronous functions: call them
-outside a running loop.
+Alembic's env runs its own event loop, so upgrade and downgrade are plain synchronous
+functions: call them outside a running loop. `migration_status` only reads the script
+directory and `alembic_version`, for readiness.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Column
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.db import is_not_migrated
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,3 +50,57 @@ def compared(obj: Any, name: str | None, type_: str, reflected: bool, compare_to
         if any(not isinstance(e, (Column, str)) for e in expressions):
             return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStatus:
+    """Where a database stands in the Alembic history: `missing` lists the revisions it lacks
+    (newest first), empty when it is at head."""
+
+    current: tuple[str, ...]
+    head: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    return ScriptDirectory.from_config(config)
+
+
+def head_revisions() -> tuple[str, ...]:
+    """The head of the migration history shipped with this code (read once per process)."""
+    return tuple(sorted(_scripts().get_heads()))
+
+
+def missing_revisions(current: Iterable[str]) -> tuple[str, ...]:
+    """The revisions between `current` (none: an empty database) and head, newest first."""
+    applied = tuple(current)
+    lower = applied[0] if len(applied) == 1 else ("base" if not applied else None)
+    if lower is None:  # several branches applied: compare revision sets instead
+        upgrades = {r.revision for r in _scripts().walk_revisions()}
+        below = set()
+        for revision in applied:
+            below |= {r.revision for r in _scripts().iterate_revisions(revision, "base")}
+        return tuple(sorted(upgrades - below))
+    heads = head_revisions()
+    return tuple(
+        r.revision for r in _scripts().iterate_revisions(heads, lower) if r.revision not in applied
+    )
+
+
+async def migration_status(connection: AsyncConnection) -> MigrationStatus:
+    """Read `alembic_version` (a missing table means an unmigrated database)."""
+    try:
+        rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        current = tuple(sorted(row[0] for row in rows))
+    except DBAPIError as error:
+        if not is_not_migrated(error):
+            raise
+        current = ()
+    return MigrationStatus(current, head_revisions(), missing_revisions(current))

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import strawberry
-
 from api.context import Context
-from api.ids import parse_uuid_id, to_global_id
+from api.ids import parse_uuid_id
 from api.schema.access import (
     ApiKey,
     ApiKeyPayload,
@@ -66,7 +64,7 @@ async def erase_customer(context: Context, id: str) -> ErasePayload:
         )
     except DomainError as error:
         return ErasePayload(erased_id=None, errors=[UserError.of(error)])
-    return ErasePayload(erased_id=strawberry.ID(to_global_id("Customer", erased)), errors=[])
+    return ErasePayload.of(erased)
 
 
 async def export_customer(context: Context, id: str) -> dict[str, Any] | None:

@@ -10,10 +10,14 @@ from api.ids import to_global_id
 from api.schema.common import PageInfo, UserError
 from domain.access import ApiKeyRecord, Role
 from domain.audit import AuditRecord, Outcome
+from domain.erasure import Erasure
+from domain.erasure_conditions import ConditionOwner
+from domain.erasure_conditions import ConditionReference as ConditionReferenceRecord
 from domain.pagination import Page
 
 ApiKeyRole = strawberry.enum(Role, name="ApiKeyRole")
 AuditOutcome = strawberry.enum(Outcome, name="AuditOutcome")
+ConditionOwnerKind = strawberry.enum(ConditionOwner, name="ConditionOwnerKind")
 
 
 @strawberry.type(description="A key's secret is shown once, when it is created; never again.")
@@ -100,7 +104,53 @@ class AuditEntryConnection:
         )
 
 
+_OWNER_TYPES = {ConditionOwner.SEGMENT: "Segment", ConditionOwner.TAG: "TagDefinition"}
+
+
+@strawberry.type(
+    description="An admin-defined condition (segment, RULE tag, lifecycle rule) whose literals "
+    "named an erased person's values."
+)
+class ConditionReference:
+    kind: ConditionOwnerKind  # type: ignore[valid-type]
+    id: strawberry.ID | None = strawberry.field(description="Null for a lifecycle rule.")
+    key: str
+    name: str
+    redacted: bool = strawberry.field(
+        description="Literals equal to the person's values were replaced by `[erased]`; "
+        "literals that only contain one (a CONTAINS pattern) are kept for the admin to change."
+    )
+
+    @classmethod
+    def of(cls, record: ConditionReferenceRecord) -> ConditionReference:
+        type_name = _OWNER_TYPES.get(record.owner)
+        node_id = (
+            strawberry.ID(to_global_id(type_name, record.id))
+            if type_name and record.id is not None
+            else None
+        )
+        return cls(
+            kind=record.owner,
+            id=node_id,
+            key=record.key,
+            name=record.name,
+            redacted=record.redacted,
+        )
+
+
 @strawberry.type
 class ErasePayload:
     erased_id: strawberry.ID | None
     errors: list[UserError]
+    conditions_naming_customer: list[ConditionReference] = strawberry.field(
+        default_factory=list,
+        description="Conditions that named the person's values, for an admin to review.",
+    )
+
+    @classmethod
+    def of(cls, erasure: Erasure) -> ErasePayload:
+        return cls(
+            erased_id=strawberry.ID(to_global_id("Customer", erasure.customer_id)),
+            errors=[],
+            conditions_naming_customer=[ConditionReference.of(c) for c in erasure.conditions],
+        )

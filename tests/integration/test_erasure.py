@@ -20,6 +20,7 @@ from store.models import (
     ErasedIdentity,
     Event,
     Identity,
+    LifecycleRule,
     MergeRecord,
     Order,
     OutboxEvent,
@@ -74,7 +75,7 @@ async def ann(db: Database) -> uuid.UUID:
 
 async def test_erasure_removes_pii_and_keeps_anonymous_aggregates(db: Database) -> None:
     customer = await ann(db)
-    assert await erase_customer(db, customer, "admin:ops", SALT) == customer
+    assert (await erase_customer(db, customer, "admin:ops", SALT)).customer_id == customer
     record = await get_customer(db, customer)
     assert record is not None and record.status == "ERASED"
     assert (record.display_name, record.first_name, record.email, record.phone) == (None,) * 4
@@ -145,7 +146,7 @@ async def test_erasing_a_survivor_scrubs_what_was_merged_into_it(db: Database) -
     second = (await ident(db, ("phone", "13800000001"), traits={"firstName": "A"})).customer_id
     assert first and second
     view = await merging.merge_customers(db, first, second, "same person", "test")
-    assert await erase_customer(db, second, None, SALT) == first, (
+    assert (await erase_customer(db, second, None, SALT)).customer_id == first, (
         "a merged-away id stands for its survivor"
     )
     async with db.read() as session:
@@ -158,6 +159,33 @@ async def test_erasing_a_survivor_scrubs_what_was_merged_into_it(db: Database) -
 async def test_erasing_twice_changes_nothing_and_unknown_ids_are_not_found(db: Database) -> None:
     customer = await ann(db)
     await erase_customer(db, customer, None, SALT)
-    assert await erase_customer(db, customer, None, SALT) == customer
+    assert (await erase_customer(db, customer, None, SALT)).customer_id == customer
     with pytest.raises(NotFound):
         await erase_customer(db, uuid.uuid4(), None, SALT)
+
+
+async def test_rule_tags_and_lifecycle_rules_naming_the_person_are_reported_and_redacted(
+    db: Database,
+) -> None:
+    customer = await ann(db)
+    names_ann = {"attribute": {"field": "email", "op": "EQ", "value": "ann@example.com"}}
+    elsewhere = {"attribute": {"field": "city", "op": "EQ", "value": "Hangzhou"}}
+    async with db.write() as session:
+        session.add(TagDefinition(key="ann_rule", name="Ann", kind="RULE", condition=names_ann))
+        session.add(TagDefinition(key="city_rule", name="City", kind="RULE", condition=elsewhere))
+        session.add(
+            LifecycleRule(
+                key="ann_wins", to_stage="purchase", condition={"not": {"or": [names_ann]}}
+            )
+        )
+    erased = await erase_customer(db, customer, None, SALT)
+    reported = {(c.owner.value, c.key, c.redacted) for c in erased.conditions}
+    assert reported == {("TAG", "ann_rule", True), ("LIFECYCLE_RULE", "ann_wins", True)}
+    async with db.read() as session:
+        tag = await session.scalar(select(TagDefinition).where(TagDefinition.key == "ann_rule"))
+        rule = await session.get(LifecycleRule, "ann_wins")
+    assert tag is not None and rule is not None
+    assert tag.condition == {"attribute": {"field": "email", "op": "EQ", "value": "[erased]"}}
+    assert "ann@example.com" not in str(rule.condition)
+    again = await erase_customer(db, customer, None, SALT)
+    assert again.conditions == (), "a second erasure has nothing left to report"
