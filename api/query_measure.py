@@ -1,11 +1,12 @@
 """Measuring a GraphQL operation before it runs: depth, aliases, cost, page and list sizes,
-and whether any text argument holds U+0000.
+the number of fields once fragments are expanded, and whether any text argument holds U+0000.
 
 One walk over the operation's selections with the variables in hand, fragment spreads
 expanded. Each fragment is measured once and its measure reused at every spread, so a
 document built to amplify (fragments spreading fragments, each twice) costs a walk linear in
-its size while its measure grows as the execution would. Fields the schema does not know are
-skipped: validation reports them.
+its size while its measure grows as the execution would (`fields`, the expanded size, counts
+2^levels for such a document without ever expanding it; `_Walk.visits` counts the steps).
+Fields the schema does not know are skipped: validation reports them.
 
 Cost: a leaf field costs 0, an object field 1 plus its selection, and a list multiplies what
 it holds by its size: a connection's edges by its `first`/`last` (the default page size when
@@ -56,6 +57,8 @@ class Measure:
     largest_page: int = 0
     largest_list: int = 0
     nul_in_text: bool = False  # PostgreSQL cannot store U+0000 in text: refused on every backend
+    fields: int = 0  # fields in the operation with every fragment spread expanded
+    longest_text: int = 0  # characters in the longest text argument (variables included)
 
     def worst(self, other: Measure) -> Measure:
         """The larger of two measures, part by part (several operations in one document)."""
@@ -66,6 +69,8 @@ class Measure:
             max(self.largest_page, other.largest_page),
             max(self.largest_list, other.largest_list),
             self.nul_in_text or other.nul_in_text,
+            max(self.fields, other.fields),
+            max(self.longest_text, other.longest_text),
         )
 
     def beside(self, other: Measure) -> Measure:
@@ -77,6 +82,8 @@ class Measure:
             max(self.largest_page, other.largest_page),
             max(self.largest_list, other.largest_list),
             self.nul_in_text or other.nul_in_text,
+            self.fields + other.fields,
+            max(self.longest_text, other.longest_text),
         )
 
 
@@ -88,6 +95,7 @@ class _Walk:
     default_page: int
     done: dict[tuple[str, int | None], Measure] = field(default_factory=dict)
     open: set[str] = field(default_factory=set)
+    visits: int = 0
 
     def selections(
         self, selection_set: SelectionSetNode | None, parent: Any, page: int | None = None
@@ -96,6 +104,7 @@ class _Walk:
         edges), set by the paged field above them."""
         total = Measure()
         for selection in selection_set.selections if selection_set else ():
+            self.visits += 1
             if isinstance(selection, FieldNode):
                 total = total.beside(self.field(selection, parent, page))
             elif isinstance(selection, InlineFragmentNode):
@@ -125,11 +134,12 @@ class _Walk:
         if name.startswith("__") or not isinstance(
             parent, GraphQLObjectType | GraphQLInterfaceType
         ):
-            return Measure(aliases=alias)
+            return Measure(aliases=alias, fields=1)
         definition = fields.get(name) if fields else None
         if definition is None:
-            return Measure(aliases=alias)
+            return Measure(aliases=alias, fields=1)
         arguments = {a.name.value: self.value(a.value) for a in node.arguments or ()}
+        texts = _texts(arguments)
         asked = [a for n in PAGE_ARGUMENTS if isinstance(a := arguments.get(n), int)]
         lists = [len(found) for value in arguments.values() for found in _lists(value)]
         items = sum(len(value) for value in arguments.values() if isinstance(value, list))
@@ -145,7 +155,9 @@ class _Walk:
             cost=cost + items,
             largest_page=max([*asked, inner.largest_page]),
             largest_list=max([*lists, inner.largest_list]),
-            nul_in_text=inner.nul_in_text or any("\x00" in text for text in _texts(arguments)),
+            nul_in_text=inner.nul_in_text or any("\x00" in text for text in texts),
+            fields=1 + inner.fields,
+            longest_text=max([inner.longest_text, *map(len, texts)]),
         )
 
     def size(self, definition: Any, arguments: Mapping[str, Any], page: int | None) -> int:

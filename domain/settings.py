@@ -53,7 +53,19 @@ class Settings(BaseSettings):
     cost_budget_per_minute: int = Field(
         default=500_000, description="Cost one API key may spend per minute (a token bucket)."
     )
+    max_fields: int = Field(
+        default=5000, description="Fields of one operation with its fragments expanded."
+    )
+    max_string_length: int = Field(
+        default=100_000, description="Characters of one text argument or variable."
+    )
     introspection: bool = True
+    request_timeout_seconds: float = Field(
+        default=5.0, description="How long one request may execute before it is cut short."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, description="Bytes of one HTTP request body (413 above it)."
+    )
     # Change events (domain/dispatch.py, domain/webhooks.py, domain/triggers.py).
     dispatcher: bool = Field(
         default=True, description="Run the change dispatcher inside `serve` (in every worker)."

@@ -1,0 +1,83 @@
+"""Documents built to amplify are refused with a code at once, by passes linear in their size;
+and no request executes past its deadline (C360_REQUEST_TIMEOUT_SECONDS).
+
+Linear is checked by counting the nodes each pre-execution pass visits, not by timing them.
+"""
+
+from __future__ import annotations
+
+from graphql import FieldNode, FragmentDefinitionNode, OperationDefinitionNode, parse
+
+from api.lookahead import _Walk as Lookahead
+from api.query_measure import _Walk as MeasureWalk
+from api.schema.root import build_schema
+from domain.access import Role
+from domain.settings import Settings
+from tests.api.test_limits import client_of, post
+from tests.conftest import Api
+
+
+def fan_out(levels: int) -> str:
+    """The probe's document: each fragment spreads the one below twice, used under a page."""
+    fragments = ["fragment F0 on Customer { id displayName }"]
+    fragments += [
+        f"fragment F{n} on Customer {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels + 1)
+    ]
+    return f"{{ customers(first: 1) {{ edges {{ node {{ ...F{levels} }} }} }} }}\n" + "\n".join(
+        fragments
+    )
+
+
+def _parts(document: str) -> tuple[OperationDefinitionNode, dict[str, FragmentDefinitionNode]]:
+    parsed = parse(document)
+    fragments = {
+        d.name.value: d for d in parsed.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    operation = next(d for d in parsed.definitions if isinstance(d, OperationDefinitionNode))
+    return operation, fragments
+
+
+def test_the_lookahead_visits_each_node_of_a_fan_out_document_a_bounded_number_of_times() -> None:
+    for levels in (10, 39):
+        operation, fragments = _parts(fan_out(levels))
+        customers = operation.selection_set.selections[0]
+        assert isinstance(customers, FieldNode)
+        walk = Lookahead(fragments)
+        names = walk.below([customers.selection_set], ("edges", "node"))
+        assert names == {"id", "displayName"}
+        # Two spreads per fragment, each read once per step of the path: linear in size.
+        assert walk.visits <= 4 * (2 * levels + 4), (levels, walk.visits)
+
+
+def test_the_measure_counts_the_expanded_size_without_expanding() -> None:
+    schema = build_schema()._schema
+    operation, fragments = _parts(fan_out(39))
+    walk = MeasureWalk(schema, fragments, {}, 50)
+    found = walk.selections(operation.selection_set, schema.query_type)
+    assert found.fields == 3 + 2 * 2**39
+    assert walk.visits <= 2 * (2 * 39 + 4), walk.visits
+
+
+async def test_a_fan_out_document_is_refused_as_too_complex_before_any_resolver_runs(
+    api: Api,
+) -> None:
+    api.sql.reset()
+    response = await api.post(fan_out(39), role=Role.PARTNER)
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body.get("data") is None, body
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COMPLEX"], body
+    assert all("api_keys" in sql for sql in api.sql.statements), api.sql.statements
+
+
+async def test_a_fan_out_document_within_the_limit_runs(api: Api) -> None:
+    data = await api.query(fan_out(8))
+    assert data == {"customers": {"edges": []}}
+
+
+async def test_the_expanded_size_limit_comes_from_settings(api: Api, settings: Settings) -> None:
+    async with client_of(settings.model_copy(update={"max_fields": 20})) as client:
+        body = (await post(client, api.keys[Role.ADMIN], fan_out(4))).json()
+        assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
+        ok = (await post(client, api.keys[Role.ADMIN], fan_out(2))).json()
+        assert ok == {"data": {"customers": {"edges": []}}}, ok
