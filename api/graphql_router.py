@@ -1,23 +1,34 @@
-"""The GraphQL router, with websocket connections authenticated like HTTP requests.
+"""The GraphQL router, with websocket connections authenticated like HTTP requests, and a
+deadline on each HTTP request's execution.
 
 A graphql-transport-ws client names its key in the upgrade request's `Authorization` header,
 or — browsers cannot set headers on a websocket — in the connection_init payload
 `{"Authorization": "Bearer <key>"}`. Without a valid key there is no connection_ack (the
 socket closes with 4403), and nothing can be subscribed to or executed over it.
+
+An HTTP request executes for at most C360_REQUEST_TIMEOUT_SECONDS: the execution checks the
+deadline as objects complete (api.execution), and an asyncio timeout cuts short whatever it
+awaits (a database statement is cancelled on the server with it, and its transaction rolled
+back). Either way the answer is one TIMEOUT error, never a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from typing import Any
 
 import orjson
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import bearer_token
 from api.context import Context
+from api.execution import DeadlineExceeded
 from domain.access import authenticate
 
 
@@ -28,7 +39,21 @@ def _authorization(params: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+log = logging.getLogger("c360.api")
+
+
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        context = kwargs["context"]
+        timeout = context.settings.request_timeout_seconds
+        context.deadline = time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await super().execute_single(*args, **kwargs)
+        except TimeoutError:
+            log.warning("request %s cut short at its deadline", context.request_id)
+            return ExecutionResult(data=None, errors=[DeadlineExceeded()])
+
     def encode_json(self, data: object) -> str | bytes:
         """orjson, several times faster than json on a page of profiles; json still takes
         what orjson refuses (integers beyond 64 bits in a custom attribute)."""

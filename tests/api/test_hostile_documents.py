@@ -6,10 +6,20 @@ Linear is checked by counting the nodes each pre-execution pass visits, not by t
 
 from __future__ import annotations
 
-from graphql import FieldNode, FragmentDefinitionNode, OperationDefinitionNode, parse
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
 
+import pytest
+import strawberry
+from graphql import FieldNode, FragmentDefinitionNode, OperationDefinitionNode, parse
+from sqlalchemy import text
+
+from api.execution import FastExecutionContext
 from api.lookahead import _Walk as Lookahead
 from api.query_measure import _Walk as MeasureWalk
+from api.resolvers import customers as customer_resolvers
 from api.schema.root import build_schema
 from domain.access import Role
 from domain.settings import Settings
@@ -81,3 +91,73 @@ async def test_the_expanded_size_limit_comes_from_settings(api: Api, settings: S
         assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
         ok = (await post(client, api.keys[Role.ADMIN], fan_out(2))).json()
         assert ok == {"data": {"customers": {"edges": []}}}, ok
+
+
+@strawberry.type
+class _Item:
+    n: int
+
+    @strawberry.field
+    def slow(self, info: strawberry.Info) -> int:
+        """Synchronous work that never yields to the event loop; the deadline passes at the
+        tenth item."""
+        info.context.completed += 1
+        if info.context.completed == 10:
+            info.context.deadline = time.monotonic() - 1
+        return self.n
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def items(self) -> list[_Item]:
+        return [_Item(n=n) for n in range(1000)]
+
+
+@dataclass
+class _Context:
+    deadline: float | None = None
+    completed: int = 0
+
+
+async def test_the_deadline_ends_synchronous_completion_with_one_timeout_error() -> None:
+    schema = strawberry.Schema(query=_Query, execution_context_class=FastExecutionContext)
+    context = _Context(deadline=time.monotonic() + 60)
+    result = await schema.execute("{ items { n slow } }", context_value=context)
+    assert result.data is None
+    assert [e.extensions for e in result.errors or []] == [{"code": "TIMEOUT"}]
+    assert context.completed == 10, "no object completes once the deadline has passed"
+
+
+async def test_a_request_past_its_deadline_gets_a_timeout_error_and_its_statement_is_cancelled(
+    api: Api, settings: Settings, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resolver that waits on a slow statement (PostgreSQL: pg_sleep) or on anything else."""
+    db = api.db
+
+    async def slow(*_args: Any, **_kwargs: Any) -> Any:
+        if backend == "postgresql":
+            async with db.read() as session:
+                await session.execute(text("SELECT pg_sleep(30)"))
+        else:
+            await asyncio.sleep(30)
+        raise AssertionError("the deadline should have cut this short")
+
+    monkeypatch.setattr(customer_resolvers, "customers", slow)
+    async with client_of(settings.model_copy(update={"request_timeout_seconds": 0.3})) as client:
+        started = time.monotonic()
+        response = await post(client, api.keys[Role.ADMIN], "{ customers { totalCount } }")
+        elapsed = time.monotonic() - started
+    body = response.json()
+    assert response.status_code == 200, body
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["TIMEOUT"], body
+    assert body["data"] is None
+    assert elapsed < 5, elapsed
+    if backend == "postgresql":
+        async with db.read() as session:
+            running = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'"
+                )
+            )
+        assert running == 0, "the statement was cancelled on the server"
