@@ -18,6 +18,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.auth import principal_of
 from api.context import AppState, Context, request_db
 from api.graphql_router import KeyedGraphQLRouter
+from api.request_body import BodyLimit
 from api.schema.root import build_schema
 from domain import tagging
 from domain.access import Principal
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
     )
     app.include_router(graphql, prefix="/graphql")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_health(app, state)
     _add_error_handlers(app)
     return app

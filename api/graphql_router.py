@@ -10,6 +10,10 @@ An HTTP request executes for at most C360_REQUEST_TIMEOUT_SECONDS: the execution
 deadline as objects complete (api.execution), and an asyncio timeout cuts short whatever it
 awaits (a database statement is cancelled on the server with it, and its transaction rolled
 back). Either way the answer is one TIMEOUT error, never a 500.
+
+A request the view cannot read (api.request_body says what it may be) gets HTTP 400 with a
+GraphQL-shaped JSON body and a code, as every other refusal of the view (405, 404): never a
+500 and never plain text.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ import time
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
+from starlette.responses import Response
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import bearer_token
 from api.context import Context
 from api.execution import DeadlineExceeded
+from api.request_body import check_request, decode_json, error_body
 from domain.access import authenticate
 
 
@@ -43,6 +51,26 @@ log = logging.getLogger("c360.api")
 
 
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().run(*args, **kwargs)
+        except HTTPException as error:
+            return Response(
+                error_body(error.status_code, error.reason),
+                status_code=error.status_code,
+                media_type="application/json",
+            )
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_json(data)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        parsed = await super().parse_http_body(request)
+        for item in parsed if isinstance(parsed, list) else [parsed]:
+            assert isinstance(item, GraphQLRequestData)
+            check_request(item.query, item.variables, item.operation_name)
+        return parsed
+
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         context = kwargs["context"]
         timeout = context.settings.request_timeout_seconds
