@@ -11,7 +11,10 @@ database: the only statement such a request costs is the API-key lookup that pre
     BATCH_TOO_LARGE         a list argument (or list inside one) above `batch_size_max`
     QUERY_TOO_COSTLY        static cost (api.query_measure) above `max_cost`
     QUERY_TOO_COMPLEX       more than `max_fields` fields once fragments are expanded (a
-                            document of fragments that each spread the one below twice)
+                            document of fragments that each spread the one below twice), or
+                            one response name selected more than `max_repeated_fields` times
+                            in one selection set (graphql-core's validation compares those
+                            pairwise: hundreds of them take it seconds)
     VALUE_TOO_LONG          a text argument or variable longer than `max_string_length`
     RATE_LIMITED            the key's per-minute cost budget is spent: HTTP 429, Retry-After
     INTROSPECTION_DISABLED  `__schema` / `__type` while `introspection` is off
@@ -157,6 +160,12 @@ def _check(found: Measure, settings: Settings) -> None:
         raise refusal(
             "QUERY_TOO_COMPLEX",
             f"{found.fields} fields once fragments are expanded; at most {settings.max_fields}",
+        )
+    if found.repeats > settings.max_repeated_fields:
+        raise refusal(
+            "QUERY_TOO_COMPLEX",
+            f"a field selected {found.repeats} times in one selection set; "
+            f"at most {settings.max_repeated_fields}",
         )
 
 

@@ -17,8 +17,9 @@ item (a batch of 1,000 inputs is 1,000 units of work). Introspection fields (`__
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import (
@@ -59,6 +60,9 @@ class Measure:
     nul_in_text: bool = False  # PostgreSQL cannot store U+0000 in text: refused on every backend
     fields: int = 0  # fields in the operation with every fragment spread expanded
     longest_text: int = 0  # characters in the longest text argument (variables included)
+    # Most times one response name is selected in one selection set, fragments expanded:
+    # graphql-core's OverlappingFieldsCanBeMerged compares such fields pairwise.
+    repeats: int = 0
 
     def worst(self, other: Measure) -> Measure:
         """The larger of two measures, part by part (several operations in one document)."""
@@ -71,6 +75,7 @@ class Measure:
             self.nul_in_text or other.nul_in_text,
             max(self.fields, other.fields),
             max(self.longest_text, other.longest_text),
+            max(self.repeats, other.repeats),
         )
 
     def beside(self, other: Measure) -> Measure:
@@ -84,7 +89,11 @@ class Measure:
             self.nul_in_text or other.nul_in_text,
             self.fields + other.fields,
             max(self.longest_text, other.longest_text),
+            max(self.repeats, other.repeats),
         )
+
+
+_Names = Counter[str]  # response names at the top of a selection set, fragments expanded
 
 
 @dataclass(slots=True)
@@ -93,7 +102,7 @@ class _Walk:
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
     default_page: int
-    done: dict[tuple[str, int | None], Measure] = field(default_factory=dict)
+    done: dict[tuple[str, int | None], tuple[Measure, _Names]] = field(default_factory=dict)
     open: set[str] = field(default_factory=set)
     visits: int = 0
 
@@ -102,28 +111,40 @@ class _Walk:
     ) -> Measure:
         """`page`: the size of the lists directly in this selection set (a connection's
         edges), set by the paged field above them."""
+        return self._selections(selection_set, parent, page)[0]
+
+    def _selections(
+        self, selection_set: SelectionSetNode | None, parent: Any, page: int | None
+    ) -> tuple[Measure, _Names]:
         total = Measure()
+        names: _Names = Counter()
         for selection in selection_set.selections if selection_set else ():
             self.visits += 1
             if isinstance(selection, FieldNode):
                 total = total.beside(self.field(selection, parent, page))
+                names[(selection.alias or selection.name).value] += 1
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 inner = self.schema.get_type(condition.name.value) if condition else parent
-                total = total.beside(self.selections(selection.selection_set, inner, page))
+                found, inner_names = self._selections(selection.selection_set, inner, page)
+                total = total.beside(found)
+                names.update(inner_names)
             elif isinstance(selection, FragmentSpreadNode):
-                total = total.beside(self.fragment(selection.name.value, page))
-        return total
+                found, inner_names = self.fragment(selection.name.value, page)
+                total = total.beside(found)
+                names.update(inner_names)
+        crowd = max(names.values(), default=0)
+        return (replace(total, repeats=crowd) if crowd > total.repeats else total), names
 
-    def fragment(self, name: str, page: int | None) -> Measure:
+    def fragment(self, name: str, page: int | None) -> tuple[Measure, _Names]:
         if (name, page) in self.done:
             return self.done[(name, page)]
         definition = self.fragments.get(name)
         if definition is None or name in self.open:
-            return Measure()  # unknown or cyclic: validation refuses the document
+            return Measure(), Counter()  # unknown or cyclic: validation refuses the document
         self.open.add(name)
         parent = self.schema.get_type(definition.type_condition.name.value)
-        self.done[(name, page)] = self.selections(definition.selection_set, parent, page)
+        self.done[(name, page)] = self._selections(definition.selection_set, parent, page)
         self.open.discard(name)
         return self.done[(name, page)]
 
@@ -158,6 +179,7 @@ class _Walk:
             nul_in_text=inner.nul_in_text or any("\x00" in text for text in texts),
             fields=1 + inner.fields,
             longest_text=max([inner.longest_text, *map(len, texts)]),
+            repeats=inner.repeats,
         )
 
     def size(self, definition: Any, arguments: Mapping[str, Any], page: int | None) -> int:

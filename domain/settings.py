@@ -56,12 +56,15 @@ class Settings(BaseSettings):
     max_fields: int = Field(
         default=5000, description="Fields of one operation with its fragments expanded."
     )
+    max_repeated_fields: int = Field(
+        default=20, description="Times one response name may be selected in one selection set."
+    )
     max_string_length: int = Field(
         default=100_000, description="Characters of one text argument or variable."
     )
     introspection: bool = True
     request_timeout_seconds: float = Field(
-        default=5.0, description="How long one request may execute before it is cut short."
+        default=10.0, description="How long one request may execute before it is cut short."
     )
     max_body_bytes: int = Field(
         default=1_048_576, description="Bytes of one HTTP request body (413 above it)."

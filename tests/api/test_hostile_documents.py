@@ -81,8 +81,32 @@ async def test_a_fan_out_document_is_refused_as_too_complex_before_any_resolver_
 
 
 async def test_a_fan_out_document_within_the_limit_runs(api: Api) -> None:
-    data = await api.query(fan_out(8))
+    data = await api.query(fan_out(4))
     assert data == {"customers": {"edges": []}}
+
+
+def repeated(times: int) -> str:
+    """One field selected `times` times in one selection set, through two fragments (graphql-core's
+    validation compares such fields pairwise: hundreds of them, with differing arguments, take
+    it seconds)."""
+    half = [f"events(first: {n}) {{ edges {{ cursor }} }}" for n in range(times)]
+    return (
+        '{ customer(id: "x") { ...A ...B } }\n'
+        f"fragment A on Customer {{ {' '.join(half[: times // 2])} }}\n"
+        f"fragment B on Customer {{ {' '.join(half[times // 2 :])} }}"
+    )
+
+
+async def test_a_field_repeated_past_the_limit_in_one_selection_set_is_refused(
+    api: Api, settings: Settings
+) -> None:
+    body = (await api.post(repeated(21))).json()
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COMPLEX"], body
+    body = (await api.post(repeated(20))).json()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", body
+    async with client_of(settings.model_copy(update={"max_repeated_fields": 4})) as client:
+        body = (await post(client, api.keys[Role.ADMIN], repeated(5))).json()
+        assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
 
 
 async def test_the_expanded_size_limit_comes_from_settings(api: Api, settings: Settings) -> None:
