@@ -39,15 +39,14 @@ from api.execution import DeadlineExceeded
 from api.request_body import check_request, decode_json, error_body
 from domain.access import authenticate
 
+log = logging.getLogger("c360.api")
+
 
 def _authorization(params: Any) -> str | None:
     if not isinstance(params, dict):
         return None
     value = params.get("Authorization", params.get("authorization"))
     return value if isinstance(value, str) else None
-
-
-log = logging.getLogger("c360.api")
 
 
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
