@@ -162,3 +162,12 @@ async def test_a_text_over_the_length_limit_is_refused_with_a_code(
             )
             body = response.json()
             assert [e["extensions"]["code"] for e in body["errors"]] == ["VALUE_TOO_LONG"], body
+
+
+async def test_other_methods_and_unknown_paths_get_a_coded_json_error(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.keys[Role.ADMIN]}"}
+    for method in ("PUT", "DELETE", "PATCH"):
+        response = await api.client.request(method, "/graphql", content=b"{}", headers=headers)
+        _assert_coded(response, 405, "METHOD_NOT_ALLOWED", method)
+    response = await api.client.get("/nowhere", headers=headers)
+    _assert_coded(response, 404, "NOT_FOUND", "/nowhere")
