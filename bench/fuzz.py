@@ -241,8 +241,12 @@ def report(tallies: dict[Role, Tally]) -> int:
         statuses = dict(sorted(tally.statuses.items()))
         codes = dict(tally.codes.most_common(8))
         print(f"{role.value:12} sent {tally.sent:6}  statuses {statuses}  codes {codes}")
-        for problem in tally.problems[:10]:
-            print(f"    PROBLEM {problem}")
+        # The same request failing the same way is one line, with how often it did.
+        kinds = Counter(problem.split(", 'requestId'")[0] for problem in tally.problems)
+        for problem, times in kinds.most_common(15):
+            print(f"    PROBLEM x{times} {problem}")
+        if len(kinds) > 15:
+            print(f"    ... and {len(kinds) - 15} more kinds")
         failed += len(tally.problems)
     every = tallies.values()
     sent = sum(t.sent for t in every)
