@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
@@ -19,6 +20,7 @@ from api.auth import principal_of
 from api.context import AppState, Context, request_db
 from api.errors import unavailable_answer
 from api.graphql_router import KeyedGraphQLRouter
+from api.request_body import BodyLimit
 from api.schema.root import build_schema
 from domain import tagging
 from domain.access import Principal
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
     )
     app.include_router(graphql, prefix="/graphql")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_health(app, state)
     _add_error_handlers(app)
     return app
@@ -157,6 +160,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             401: "UNAUTHENTICATED",
             403: "FORBIDDEN",
             404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
             503: "SERVICE_UNAVAILABLE",
         }.get(error.status_code, "HTTP_ERROR")
         extensions = getattr(error, "extensions", None) or {"code": code}

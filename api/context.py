@@ -61,6 +61,7 @@ class Context(BaseContext):
         self.state = state
         self.principal = principal
         self.request_id = uuid.uuid4().hex
+        self.deadline: float | None = None  # time.monotonic(); set per HTTP request's execution
         self._db = db or state.db
 
     @property

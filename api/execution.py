@@ -18,15 +18,23 @@ A null on a non-null field, a value the scalar refuses, an object of the wrong t
 other field, takes graphql-core's own path, which raises and locates the error as usual; an
 error below a plain object is handled at that field just as graphql-core handles it. The
 short path never changes an answer, only its cost.
+
+The request's deadline (`deadline_passed`, set by api.graphql_router from
+C360_REQUEST_TIMEOUT_SECONDS) is checked as each object completes, on both paths: an asyncio
+timeout cannot interrupt completion that never yields to the event loop. Past it, the whole
+operation ends with one TIMEOUT error and no data (`DeadlineExceeded` is never nulled at a
+field, so a request cut short is never mistaken for a partial answer).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from graphql import (
+    GraphQLError,
     GraphQLField,
     GraphQLLeafType,
     GraphQLList,
@@ -45,6 +53,21 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 _MISSING = object()
+
+
+class DeadlineExceeded(GraphQLError):
+    """The request ran past its deadline; ends the operation (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the request took longer than its deadline allows", extensions={"code": "TIMEOUT"}
+        )
+
+
+def deadline_passed(context: Any) -> bool:
+    """Whether the request's deadline (`context.deadline`, a time.monotonic() instant) is past."""
+    deadline = getattr(context, "deadline", None)
+    return deadline is not None and time.monotonic() > deadline
 
 
 class ReadGuard(FieldExtension):
@@ -161,6 +184,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: Any,
         position_context: Any,
     ) -> Any:
+        if deadline_passed(self.context_value):
+            raise DeadlineExceeded()
         if self.middleware_manager is not None and self.middleware_manager.middlewares:
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
@@ -201,6 +226,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def handle_field_error(
+        self, raw_error: Exception, return_type: Any, field_details_list: Any, path: Path
+    ) -> None:
+        if isinstance(raw_error, DeadlineExceeded):
+            raise raw_error  # the operation ends; no field is nulled for it
+        super().handle_field_error(raw_error, return_type, field_details_list, path)
 
     def _allowed(self, plan: _Plain, source: Any) -> bool:
         return all(guard.allows(source, self.context_value) for guard in plan.guards)

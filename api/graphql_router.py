@@ -1,25 +1,46 @@
-"""The GraphQL router, with websocket connections authenticated like HTTP requests.
+"""The GraphQL router, with websocket connections authenticated like HTTP requests, and a
+deadline on each HTTP request's execution.
 
 A graphql-transport-ws client names its key in the upgrade request's `Authorization` header,
 or — browsers cannot set headers on a websocket — in the connection_init payload
 `{"Authorization": "Bearer <key>"}`. Without a valid key there is no connection_ack (the
 socket closes with 4403), and nothing can be subscribed to or executed over it.
+
+An HTTP request executes for at most C360_REQUEST_TIMEOUT_SECONDS: the execution checks the
+deadline as objects complete (api.execution), and an asyncio timeout cuts short whatever it
+awaits (a database statement is cancelled on the server with it, and its transaction rolled
+back). Either way the answer is one TIMEOUT error, never a 500.
+
+A request the view cannot read (api.request_body says what it may be) gets HTTP 400 with a
+GraphQL-shaped JSON body and a code, as every other refusal of the view (405, 404): never a
+500 and never plain text.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
+from starlette.responses import Response
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import bearer_token
 from api.context import Context
+from api.execution import DeadlineExceeded
+from api.request_body import check_request, decode_json, error_body
 from api.websockets import KeyedTransportWSHandler
 from domain.access import authenticate
+
+log = logging.getLogger("c360.api")
 
 
 def _authorization(params: Any) -> str | None:
@@ -31,6 +52,37 @@ def _authorization(params: Any) -> str | None:
 
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = KeyedTransportWSHandler
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().run(*args, **kwargs)
+        except HTTPException as error:
+            return Response(
+                error_body(error.status_code, error.reason),
+                status_code=error.status_code,
+                media_type="application/json",
+            )
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_json(data)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        parsed = await super().parse_http_body(request)
+        for item in parsed if isinstance(parsed, list) else [parsed]:
+            assert isinstance(item, GraphQLRequestData)
+            check_request(item.query, item.variables, item.operation_name)
+        return parsed
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        context = kwargs["context"]
+        timeout = context.settings.request_timeout_seconds
+        context.deadline = time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await super().execute_single(*args, **kwargs)
+        except TimeoutError:
+            log.warning("request %s cut short at its deadline", context.request_id)
+            return ExecutionResult(data=None, errors=[DeadlineExceeded()])
 
     def encode_json(self, data: object) -> str | bytes:
         """orjson, several times faster than json on a page of profiles; json still takes

@@ -10,12 +10,21 @@ database: the only statement such a request costs is the API-key lookup that pre
     PAGE_SIZE_EXCEEDED      a `first`/`last` above `page_size_max`
     BATCH_TOO_LARGE         a list argument (or list inside one) above `batch_size_max`
     QUERY_TOO_COSTLY        static cost (api.query_measure) above `max_cost`
+    QUERY_TOO_COMPLEX       more than `max_fields` fields once fragments are expanded (a
+                            document of fragments that each spread the one below twice), or
+                            one response name selected more than `max_repeated_fields` times
+                            in one selection set (graphql-core's validation compares those
+                            pairwise: hundreds of them take it seconds)
+    VALUE_TOO_LONG          a text argument or variable longer than `max_string_length`
     RATE_LIMITED            the key's per-minute cost budget is spent: HTTP 429, Retry-After
     INTROSPECTION_DISABLED  `__schema` / `__type` while `introspection` is off
     INVALID_INPUT           text holding U+0000 or a lone surrogate, which PostgreSQL cannot store
 
 The measure runs before graphql-core's own validation, whose rules are not all linear in the
-document's size. Settings come from the request's context, so one Schema serves any app.
+document's size. Every pass over a document before execution is linear in its size: the token
+count stops at the limit, the measure reads each fragment once (api.query_measure), and so does
+the lookahead resolvers use to prefetch (api.lookahead). Settings come from the request's
+context, so one Schema serves any app.
 """
 
 from __future__ import annotations
@@ -136,11 +145,27 @@ def _check(found: Measure, settings: Settings) -> None:
         )
     if found.nul_in_text:
         raise refusal("INVALID_INPUT", "text may not hold U+0000 or a lone surrogate")
+    if found.longest_text > settings.max_string_length:
+        raise refusal(
+            "VALUE_TOO_LONG",
+            f"a text of {found.longest_text} characters; at most {settings.max_string_length}",
+        )
     if found.cost > settings.max_cost:
         raise refusal(
             "QUERY_TOO_COSTLY",
             f"the query costs {found.cost}; at most {settings.max_cost}",
             cost=found.cost,
+        )
+    if found.fields > settings.max_fields:
+        raise refusal(
+            "QUERY_TOO_COMPLEX",
+            f"{found.fields} fields once fragments are expanded; at most {settings.max_fields}",
+        )
+    if found.repeats > settings.max_repeated_fields:
+        raise refusal(
+            "QUERY_TOO_COMPLEX",
+            f"a field selected {found.repeats} times in one selection set; "
+            f"at most {settings.max_repeated_fields}",
         )
 
 

@@ -1,11 +1,13 @@
 """Measuring a GraphQL operation before it runs: depth, aliases, cost, page and list sizes,
-and whether any text argument holds U+0000 or a lone surrogate.
+the number of fields once fragments are expanded, and whether any text argument holds U+0000
+or a lone surrogate.
 
 One walk over the operation's selections with the variables in hand, fragment spreads
 expanded. Each fragment is measured once and its measure reused at every spread, so a
 document built to amplify (fragments spreading fragments, each twice) costs a walk linear in
-its size while its measure grows as the execution would. Fields the schema does not know are
-skipped: validation reports them.
+its size while its measure grows as the execution would (`fields`, the expanded size, counts
+2^levels for such a document without ever expanding it; `_Walk.visits` counts the steps).
+Fields the schema does not know are skipped: validation reports them.
 
 Cost: a leaf field costs 0, an object field 1 plus its selection, and a list multiplies what
 it holds by its size: a connection's edges by its `first`/`last` (the default page size when
@@ -16,8 +18,9 @@ item (a batch of 1,000 inputs is 1,000 units of work). Introspection fields (`__
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import (
@@ -60,6 +63,11 @@ class Measure:
     # Text holding U+0000 or a lone surrogate (domain.values.unstorable_text), which PostgreSQL
     # cannot store: refused on every backend
     nul_in_text: bool = False
+    fields: int = 0  # fields in the operation with every fragment spread expanded
+    longest_text: int = 0  # characters in the longest text argument (variables included)
+    # Most times one response name is selected in one selection set, fragments expanded:
+    # graphql-core's OverlappingFieldsCanBeMerged compares such fields pairwise.
+    repeats: int = 0
 
     def worst(self, other: Measure) -> Measure:
         """The larger of two measures, part by part (several operations in one document)."""
@@ -70,6 +78,9 @@ class Measure:
             max(self.largest_page, other.largest_page),
             max(self.largest_list, other.largest_list),
             self.nul_in_text or other.nul_in_text,
+            max(self.fields, other.fields),
+            max(self.longest_text, other.longest_text),
+            max(self.repeats, other.repeats),
         )
 
     def beside(self, other: Measure) -> Measure:
@@ -81,7 +92,13 @@ class Measure:
             max(self.largest_page, other.largest_page),
             max(self.largest_list, other.largest_list),
             self.nul_in_text or other.nul_in_text,
+            self.fields + other.fields,
+            max(self.longest_text, other.longest_text),
+            max(self.repeats, other.repeats),
         )
+
+
+_Names = Counter[str]  # response names at the top of a selection set, fragments expanded
 
 
 @dataclass(slots=True)
@@ -90,35 +107,49 @@ class _Walk:
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
     default_page: int
-    done: dict[tuple[str, int | None], Measure] = field(default_factory=dict)
+    done: dict[tuple[str, int | None], tuple[Measure, _Names]] = field(default_factory=dict)
     open: set[str] = field(default_factory=set)
+    visits: int = 0
 
     def selections(
         self, selection_set: SelectionSetNode | None, parent: Any, page: int | None = None
     ) -> Measure:
         """`page`: the size of the lists directly in this selection set (a connection's
         edges), set by the paged field above them."""
+        return self._selections(selection_set, parent, page)[0]
+
+    def _selections(
+        self, selection_set: SelectionSetNode | None, parent: Any, page: int | None
+    ) -> tuple[Measure, _Names]:
         total = Measure()
+        names: _Names = Counter()
         for selection in selection_set.selections if selection_set else ():
+            self.visits += 1
             if isinstance(selection, FieldNode):
                 total = total.beside(self.field(selection, parent, page))
+                names[(selection.alias or selection.name).value] += 1
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 inner = self.schema.get_type(condition.name.value) if condition else parent
-                total = total.beside(self.selections(selection.selection_set, inner, page))
+                found, inner_names = self._selections(selection.selection_set, inner, page)
+                total = total.beside(found)
+                names.update(inner_names)
             elif isinstance(selection, FragmentSpreadNode):
-                total = total.beside(self.fragment(selection.name.value, page))
-        return total
+                found, inner_names = self.fragment(selection.name.value, page)
+                total = total.beside(found)
+                names.update(inner_names)
+        crowd = max(names.values(), default=0)
+        return (replace(total, repeats=crowd) if crowd > total.repeats else total), names
 
-    def fragment(self, name: str, page: int | None) -> Measure:
+    def fragment(self, name: str, page: int | None) -> tuple[Measure, _Names]:
         if (name, page) in self.done:
             return self.done[(name, page)]
         definition = self.fragments.get(name)
         if definition is None or name in self.open:
-            return Measure()  # unknown or cyclic: validation refuses the document
+            return Measure(), Counter()  # unknown or cyclic: validation refuses the document
         self.open.add(name)
         parent = self.schema.get_type(definition.type_condition.name.value)
-        self.done[(name, page)] = self.selections(definition.selection_set, parent, page)
+        self.done[(name, page)] = self._selections(definition.selection_set, parent, page)
         self.open.discard(name)
         return self.done[(name, page)]
 
@@ -129,11 +160,12 @@ class _Walk:
         if name.startswith("__") or not isinstance(
             parent, GraphQLObjectType | GraphQLInterfaceType
         ):
-            return Measure(aliases=alias)
+            return Measure(aliases=alias, fields=1)
         definition = fields.get(name) if fields else None
         if definition is None:
-            return Measure(aliases=alias)
+            return Measure(aliases=alias, fields=1)
         arguments = {a.name.value: self.value(a.value) for a in node.arguments or ()}
+        texts = _texts(arguments)
         asked = [a for n in PAGE_ARGUMENTS if isinstance(a := arguments.get(n), int)]
         lists = [len(found) for value in arguments.values() for found in _lists(value)]
         items = sum(len(value) for value in arguments.values() if isinstance(value, list))
@@ -149,7 +181,10 @@ class _Walk:
             cost=cost + items,
             largest_page=max([*asked, inner.largest_page]),
             largest_list=max([*lists, inner.largest_list]),
-            nul_in_text=inner.nul_in_text or any(unstorable_text(t) for t in _texts(arguments)),
+            nul_in_text=inner.nul_in_text or any(unstorable_text(t) for t in texts),
+            fields=1 + inner.fields,
+            longest_text=max([inner.longest_text, *map(len, texts)]),
+            repeats=inner.repeats,
         )
 
     def size(self, definition: Any, arguments: Mapping[str, Any], page: int | None) -> int:

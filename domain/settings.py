@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     cost_budget_per_minute: int = Field(
         default=500_000, description="Cost one API key may spend per minute (a token bucket)."
     )
+    max_fields: int = Field(
+        default=5000, description="Fields of one operation with its fragments expanded."
+    )
+    max_repeated_fields: int = Field(
+        default=20, description="Times one response name may be selected in one selection set."
+    )
+    max_string_length: int = Field(
+        default=100_000, description="Characters of one text argument or variable."
+    )
     introspection: bool = True
     # Websockets (api/websockets.py): caps across workers with Redis, per process without.
     ws_max_connections_per_key: int = Field(
@@ -70,6 +79,12 @@ class Settings(BaseSettings):
         default=2.0,
         gt=0,
         description="How long /readyz waits for the database and Redis before answering 503.",
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0, description="How long one request may execute before it is cut short."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, description="Bytes of one HTTP request body (413 above it)."
     )
     # Change events (domain/dispatch.py, domain/webhooks.py, domain/triggers.py).
     dispatcher: bool = Field(

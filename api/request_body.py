@@ -1,0 +1,182 @@
+"""What an HTTP request to the API may carry: its size, its encoding and the shape of its JSON.
+
+- `BodyLimit`, an ASGI middleware: a body over C360_MAX_BODY_BYTES gets HTTP 413
+  REQUEST_TOO_LARGE before the rest of it is read (a `Content-Length` over the limit is refused
+  before any of it; a chunked body is counted as it arrives). A body within the limit is read
+  whole and handed on: the GraphQL view reads it whole anyway.
+- `decode_json` and `check_request`, used by api.graphql_router: a body (or a GET request's
+  `variables`) that is not UTF-8, not JSON, nested deeper than MAX_JSON_DEPTH, holds NaN or
+  Infinity or a number no float can hold, or a lone surrogate in any text, and a request whose
+  `operationName` is not a string, is refused with HTTP 400 BAD_REQUEST.
+
+Every refusal is a GraphQL-shaped JSON body, `{"errors": [{"message", "extensions": {"code"}}]}`,
+never a 500 and never plain text. This module must never read more than the limit of a body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from cross_web import HTTPException
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# JSON nesting (objects and lists) a request may hold: a condition tree nests two levels per
+# `and`/`or`, far below this; deeper is a probe, and would reach Python's recursion limit.
+MAX_JSON_DEPTH = 64
+
+CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def error_body(status: int, message: str) -> bytes:
+    code = CODES.get(status, "BAD_REQUEST" if status < 500 else "HTTP_ERROR")
+    return json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._too_large(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = error_body(413, f"the request body is larger than {self.max_bytes} bytes")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed one; counted as it comes otherwise
+    return None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _refuse_constant(name: str) -> Any:
+    raise HTTPException(400, f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise HTTPException(400, f"the number {text[:40]} is too large to represent")
+    return value
+
+
+def decode_json(data: str | bytes) -> object:
+    """Strict JSON: UTF-8, no NaN or Infinity, finite numbers, nesting within MAX_JSON_DEPTH."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise HTTPException(400, "the request body is not valid UTF-8") from error
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as error:
+        raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from error
+    except json.JSONDecodeError:
+        raise  # the view answers "Unable to parse request body as JSON"
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise HTTPException(400, "the request holds a number too large to represent") from error
+    if not isinstance(value, dict | list):
+        raise HTTPException(400, "the request must be a JSON object")
+    check_json(value)
+    return value
+
+
+def check_json(value: object) -> None:
+    """No nesting deeper than MAX_JSON_DEPTH, no lone surrogate in any text (keys included);
+    iterative, so any depth is refused without recursion."""
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                for key, inner in item.items():
+                    _check_text(key)
+                    pending.append((inner, depth + 1))
+            else:
+                pending.extend((inner, depth + 1) for inner in item)
+
+
+def _check_text(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise HTTPException(400, "text may not hold a lone surrogate") from error
+
+
+def check_request(query: object, variables: object, operation_name: object) -> None:
+    """What strawberry leaves unchecked in a request it has parsed (a GET request's too)."""
+    if not isinstance(operation_name, str | None):
+        raise HTTPException(400, "`operationName` must be a string or null, if provided.")
+    check_json([query, variables, operation_name])
+
+
+__all__ = ["BodyLimit", "check_request", "decode_json", "error_body"]
