@@ -16,7 +16,6 @@ never a 500 and never plain text. This module must never read more than the limi
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -112,26 +111,17 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-def _refuse_constant(name: str) -> Any:
-    raise HTTPException(400, f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise HTTPException(400, f"the number {text[:40]} is too large to represent")
-    return value
-
-
 def decode_json(data: str | bytes) -> object:
-    """Strict JSON: UTF-8, no NaN or Infinity, finite numbers, nesting within MAX_JSON_DEPTH."""
+    """JSON in UTF-8, nested within MAX_JSON_DEPTH."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise HTTPException(400, "the request body is not valid UTF-8") from error
     try:
-        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+        # NaN, Infinity and 1e400 (read as infinity) are values, not syntax: they reach the
+        # operation, whose value checks refuse them with the field's path (domain.values)
+        value = json.loads(data)
     except RecursionError as error:
         raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from error
     except json.JSONDecodeError:
@@ -145,22 +135,16 @@ def decode_json(data: str | bytes) -> object:
 
 
 def check_json(value: object) -> None:
-    """No nesting deeper than MAX_JSON_DEPTH, no lone surrogate in any text (keys included);
-    iterative, so any depth is refused without recursion."""
+    """No nesting deeper than MAX_JSON_DEPTH; iterative, so any depth is refused without
+    recursion."""
     pending: list[tuple[object, int]] = [(value, 0)]
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, str):
-            _check_text(item)
-        elif isinstance(item, dict | list):
+        if isinstance(item, dict | list):
             if depth >= MAX_JSON_DEPTH:
                 raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-            if isinstance(item, dict):
-                for key, inner in item.items():
-                    _check_text(key)
-                    pending.append((inner, depth + 1))
-            else:
-                pending.extend((inner, depth + 1) for inner in item)
+            inner = item.values() if isinstance(item, dict) else item
+            pending.extend((value, depth + 1) for value in inner)
 
 
 def _check_text(text: str) -> None:
@@ -176,7 +160,10 @@ def check_request(query: object, variables: object, operation_name: object) -> N
     """What strawberry leaves unchecked in a request it has parsed (a GET request's too)."""
     if not isinstance(operation_name, str | None):
         raise HTTPException(400, "`operationName` must be a string or null, if provided.")
-    check_json([query, variables, operation_name])
+    for text in (query, operation_name):
+        if isinstance(text, str):
+            _check_text(text)  # in variables, a lone surrogate is refused with its field's path
+    check_json(variables)
 
 
 __all__ = ["BodyLimit", "check_request", "decode_json", "error_body"]
