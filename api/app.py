@@ -22,11 +22,11 @@ from api.errors import unavailable_answer
 from api.graphql_router import KeyedGraphQLRouter
 from api.request_body import BodyLimit
 from api.schema.root import build_schema
-from domain import tagging
-from domain.access import Principal
-from domain.dispatcher import Dispatcher
-from domain.lifecycle_rules import sweep_every
-from domain.settings import Settings
+from domain.access.keys import Principal
+from domain.lifecycle.rules import sweep_every
+from domain.tagging import bulk as tagging
+from service.dispatcher import Dispatcher
+from service.settings import Settings
 from store.db import Database
 from store.migrate import migration_status
 from store.pubsub import changes_channel, create_broker

@@ -44,8 +44,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
 )
 
-from domain.access import inactive_keys
-from domain.settings import Settings
+from domain.access.keys import inactive_keys
+from service.settings import Settings
 from store.db import Database, is_unavailable
 from store.slots import LEASE_SECONDS, Slots
 

@@ -40,9 +40,12 @@ from rich.table import Table
 from sqlalchemy import event, text
 
 from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
-from domain import rule_tags, segments, tagging, tags
-from domain.lifecycle_rules import sweep as lifecycle_sweep
-from domain.tagging import Assignment, InSegment
+from domain import tags
+from domain.lifecycle.rules import sweep as lifecycle_sweep
+from domain.segments import definitions as segments
+from domain.tagging import bulk as tagging
+from domain.tagging import rules as rule_tags
+from domain.tagging.bulk import Assignment, InSegment
 from domain.tags import TagSpec
 from store.db import Database
 

@@ -25,8 +25,8 @@ import orjson
 from sqlalchemy import BindParameter, Uuid, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from domain.lifecycle import TransitionRecord
-from domain.metrics import MetricsRecord, RfmRecord
+from domain.activity.metrics import MetricsRecord, RfmRecord
+from domain.lifecycle.model import TransitionRecord
 from domain.profile import IdentityRecord
 from domain.tags import AssignmentRecord
 from store.db import Database

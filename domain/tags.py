@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import privacy, rule_tags
+import domain.access.privacy as privacy
+import domain.tagging.rules as rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.history import HistoryQuery, newest_first_pages
 from domain.pagination import Page
@@ -114,7 +115,7 @@ class TagSpec:
     kind: str | None = None
     condition: dict[str, Any] | None = None
     default_ttl_days: int | None = None
-    pii: bool | None = None  # not given: domain.privacy.tag_is_pii_by_default decides
+    pii: bool | None = None  # not given: domain.access.privacy.tag_is_pii_by_default decides
 
 
 def check_value(

@@ -17,7 +17,8 @@ from api.schema.access import (
     ErasePayload,
 )
 from api.schema.common import UserError
-from domain import access, audit, erasure, export
+from domain.access import audit, erasure, export
+from domain.access import keys as access
 from domain.errors import DomainError
 from domain.pagination import PageRequest
 

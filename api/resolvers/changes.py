@@ -18,11 +18,11 @@ from api.schema.changes import (
     WebhookPayload,
 )
 from api.schema.common import PageInfo, UserError
-from domain import webhooks
-from domain.change_feed import FeedFilter, watch
+from domain.delivery import webhooks
+from domain.delivery.feed import FeedFilter, watch
+from domain.delivery.webhooks import DeliveryRecord, DeliveryStatus
 from domain.errors import DomainError, InvalidInput
 from domain.pagination import PageRequest
-from domain.webhooks import DeliveryRecord, DeliveryStatus
 
 
 def _delivery_id(global_id: str, field: str = "id") -> int:

@@ -19,9 +19,10 @@ from api.schema.customers import (
 )
 from api.schema.identities import IdentityInput
 from api.schema.segments import Segment
-from domain import profile, segments
+from domain import profile
 from domain.errors import InvalidInput
 from domain.pagination import Page, PageRequest
+from domain.segments import definitions as segments
 
 
 async def customer(

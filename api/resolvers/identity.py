@@ -20,9 +20,11 @@ from api.schema.identity_mutations import (
     MergePayload,
     UnmergePayload,
 )
-from domain import identity, merging, profile
+from domain import profile
 from domain.errors import DomainError, InvalidInput
-from domain.identity_types import IdentityTypeSpec, define_identity_type
+from domain.identity import linking as identity
+from domain.identity import merging
+from domain.identity.types import IdentityTypeSpec, define_identity_type
 
 
 def _domain_input(item: IdentifyInput) -> identity.IdentifyInput:

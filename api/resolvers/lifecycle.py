@@ -13,10 +13,12 @@ from api.schema.conditions import condition_dict
 from api.schema.customers import Customer
 from api.schema.lifecycle import FunnelReport, FunnelStage, LifecycleModel, StageTransition
 from api.schema.lifecycle_mutations import LifecycleModelInput, LifecycleModelPayload, StagePayload
-from domain import funnel as domain_funnel
-from domain import lifecycle_config, profile, stage_moves
+from domain import profile
 from domain.errors import DomainError, InvalidInput
-from domain.lifecycle import LifecycleModelRecord, RuleRecord, StageRecord
+from domain.lifecycle import config as lifecycle_config
+from domain.lifecycle import funnel as domain_funnel
+from domain.lifecycle import moves as stage_moves
+from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
 
 
 def _model_of(input: LifecycleModelInput) -> LifecycleModelRecord:

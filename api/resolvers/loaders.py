@@ -15,9 +15,14 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from domain import activity, lifecycle, metrics, privacy, profile, profile_bundle, segments, tags
+from domain import profile, profile_bundle, tags
+from domain.access import privacy
+from domain.activity import ingest as activity
+from domain.activity import metrics
 from domain.history import HistoryQuery
+from domain.lifecycle import model as lifecycle
 from domain.pagination import Page
+from domain.segments import definitions as segments
 from store.db import Database
 from store.types import utcnow
 
@@ -227,5 +232,5 @@ class Loaders:
         return DataLoader(load_fn=load)
 
     async def pii_policy(self) -> privacy.PiiPolicy:
-        """What a partner may read and ask (domain.privacy): read once per request."""
+        """What a partner may read and ask (domain.access.privacy): read once per request."""
         return await self._pii_policy.load(None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from api.context import Context
 from api.schema.common import UserError
 from api.schema.privacy_types import PiiAttributesPayload
-from domain import privacy
+from domain.access import privacy
 from domain.errors import DomainError
 
 

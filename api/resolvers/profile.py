@@ -10,8 +10,8 @@ from api.schema.common import UserError
 from api.schema.customers import Customer
 from api.schema.profile import CustomerPatch, CustomerPayload
 from domain.errors import DomainError
-from domain.profile_edit import update_customer as edit
-from domain.traits import PROFILE_FIELDS
+from domain.identity.editing import update_customer as edit
+from domain.identity.traits import PROFILE_FIELDS
 
 # GraphQL names of the patch fields: the traits' names, which the domain speaks.
 PATCH_FIELDS = {column: name for name, (column, _) in PROFILE_FIELDS.items()} | {

@@ -17,9 +17,10 @@ from api.schema.conditions import ConditionInput, condition_dict
 from api.schema.customers import Customer, CustomerConnection
 from api.schema.segment_mutations import DeletePayload, SegmentInput, SegmentPatch, SegmentPayload
 from api.schema.segments import Segment, SegmentConnection, SegmentPreview
-from domain import profile, segments
+from domain import profile
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.pagination import PageRequest
+from domain.segments import definitions as segments
 
 
 async def segment(context: Context, id: str | None, key: str | None) -> Segment | None:

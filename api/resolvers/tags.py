@@ -17,8 +17,9 @@ from api.schema.tags import (
     TagDefinitionPatch,
     TagDefinitionPayload,
 )
-from domain import tagging, tags
+from domain import tags
 from domain.errors import DomainError, InvalidInput
+from domain.tagging import bulk as tagging
 
 
 async def definitions(

@@ -34,9 +34,9 @@ from api.schema.tags import (
     TagHistoryEdge,
     TagHistoryEntry,
 )
-from domain import metrics as domain_metrics
+from domain.activity import metrics as domain_metrics
 from domain.history import HistoryQuery
-from domain.lifecycle import StageRecord
+from domain.lifecycle.model import StageRecord
 from domain.pagination import PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
 from domain.tags import AssignmentRecord, TagDefinitionRecord, in_category

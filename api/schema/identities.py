@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.identity_types import IdentityTypeSpec
+from domain.identity.types import IdentityTypeSpec
 
 
 @strawberry.input

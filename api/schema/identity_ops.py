@@ -18,7 +18,7 @@ from api.schema.identity_mutations import (
     MergePayload,
     UnmergePayload,
 )
-from domain.identity_types import list_identity_types
+from domain.identity.types import list_identity_types
 
 
 @strawberry.type

@@ -13,8 +13,8 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.pii import free_text, pii_condition
-from domain.funnel import FunnelStageRecord, Kpi
-from domain.lifecycle import LifecycleModelRecord, StageRecord, TransitionRecord
+from domain.lifecycle.funnel import FunnelStageRecord, Kpi
+from domain.lifecycle.model import LifecycleModelRecord, StageRecord, TransitionRecord
 
 if TYPE_CHECKING:
     from api.schema.customers import MergeRecord

@@ -16,7 +16,7 @@ from api.lookahead import selected_below
 from api.pii import no_pii_members, pii_condition
 from api.schema.common import Node, PageInfo
 from domain.pagination import Page, PageRequest
-from domain.segments import SegmentRecord
+from domain.segments.definitions import SegmentRecord
 
 if TYPE_CHECKING:
     from api.schema.customers import Customer, CustomerConnection

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from domain.settings import Settings
+from service.settings import Settings
 from store.db import Database
 from store.models import (
     Customer,

@@ -10,9 +10,10 @@ import uuid
 import pytest
 from sqlalchemy import delete, select
 
-from domain import merging
 from domain.errors import DomainError
-from domain.lifecycle import (
+from domain.identity import merging
+from domain.lifecycle.config import ModelRefused, apply_preset, configure
+from domain.lifecycle.model import (
     LifecycleModelRecord,
     RuleRecord,
     StageRecord,
@@ -20,9 +21,8 @@ from domain.lifecycle import (
     history_of,
     store_model,
 )
-from domain.lifecycle_config import ModelRefused, apply_preset, configure
-from domain.lifecycle_rules import sweep, sweep_every
-from domain.stage_moves import set_stage
+from domain.lifecycle.moves import set_stage
+from domain.lifecycle.rules import sweep, sweep_every
 from store.models import (
     Customer,
     LifecycleEdge,

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from domain import merging, profile
+from domain import profile
 from domain.errors import DomainError
+from domain.identity import merging
 from store.db import Database
 from store.models import (
     Customer,

@@ -12,13 +12,17 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from domain import activity, rule_tags, segments, tagging, tags
-from domain.activity import OrderItem
+from domain import tags
+from domain.activity import ingest as activity
+from domain.activity.ingest import OrderItem
 from domain.errors import DomainError
-from domain.lifecycle import LifecycleModelRecord, RuleRecord, StageRecord
-from domain.lifecycle_config import configure
-from domain.profile_edit import update_customer
-from domain.tagging import Assignment
+from domain.identity.editing import update_customer
+from domain.lifecycle.config import configure
+from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
+from domain.segments import definitions as segments
+from domain.tagging import bulk as tagging
+from domain.tagging import rules as rule_tags
+from domain.tagging.bulk import Assignment
 from domain.tags import TagSpec
 from store.db import Database
 from store.models import Customer, OutboxEvent, SegmentMembership, TagAssignment, TagHistory
@@ -315,7 +319,7 @@ async def test_reassigning_an_expired_tag_reports_its_removal_before_the_new_ass
 
 
 async def test_a_manual_merge_and_its_undoing_keep_rule_tags_in_step(db) -> None:
-    from domain import merging
+    from domain.identity import merging
 
     found = await people(db, a="CN", b="DE")
     a, b = found["a"], found["b"]

@@ -13,11 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from domain.dispatcher import Dispatcher
-from domain.errors import InvalidInput, NotFound
-from domain.pagination import PageRequest
-from domain.settings import Settings
-from domain.webhooks import (
+from domain.delivery.webhooks import (
     DeliveryRecord,
     DeliveryStatus,
     define_webhook,
@@ -26,6 +22,10 @@ from domain.webhooks import (
     list_webhooks,
     replay_delivery,
 )
+from domain.errors import InvalidInput, NotFound
+from domain.pagination import PageRequest
+from service.dispatcher import Dispatcher
+from service.settings import Settings
 from store.db import Database
 from store.models import OutboxEvent
 from store.pubsub import InProcessBroker
