@@ -23,9 +23,8 @@ from api.graphql_router import KeyedGraphQLRouter
 from api.request_body import BodyLimit
 from api.schema.root import build_schema
 from domain.access.keys import Principal
-from domain.lifecycle.rules import sweep_every
-from domain.tagging import bulk as tagging
 from service.dispatcher import Dispatcher
+from service.periodic import sweep_lifecycle_every, sweep_tags_every
 from service.settings import Settings
 from store.db import Database
 from store.migrate import migration_status
@@ -54,12 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = None
         if settings.lifecycle_sweep_interval_seconds > 0:
             every = settings.lifecycle_sweep_interval_seconds
-            sweeper = asyncio.create_task(sweep_every(state.db, every), name="c360-sweep")
+            sweeper = asyncio.create_task(sweep_lifecycle_every(state.db, every), name="c360-sweep")
         tag_sweeper = None
         if settings.tag_sweep_interval_seconds > 0:
             every = settings.tag_sweep_interval_seconds
             tag_sweeper = asyncio.create_task(
-                tagging.sweep_every(state.db, every), name="c360-tag-sweep"
+                sweep_tags_every(state.db, every), name="c360-tag-sweep"
             )
         yield
         if tag_sweeper is not None:

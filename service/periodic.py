@@ -11,9 +11,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import astuple
+from functools import partial
 from typing import TypeVar
 
+from domain.lifecycle import rules as lifecycle_rules
+from domain.tagging import bulk as tag_bulk
+from store.db import Database
+
 T = TypeVar("T")
+
+log = logging.getLogger("c360.periodic")
 
 
 async def run_every(
@@ -38,3 +46,28 @@ async def run_every(
             log.exception("%s failed", what)
             continue
         report(result)
+
+
+async def sweep_lifecycle_every(db: Database, seconds: float) -> None:
+    """The lifecycle sweep every `seconds` until cancelled (a background task of `serve`)."""
+
+    def report(result: lifecycle_rules.SweepResult) -> None:
+        log.info("lifecycle sweep: %s customers, %s transitions", *astuple(result))
+
+    await run_every(seconds, partial(lifecycle_rules.sweep, db), report, log, "lifecycle sweep")
+
+
+async def sweep_tags_every(db: Database, seconds: float) -> None:
+    """The tag sweep every `seconds` until cancelled (a background task of `serve`)."""
+
+    def report(result: tag_bulk.SweepResult) -> None:
+        assigned = sum(r.assigned for r in result.rules)
+        removed = sum(r.removed for r in result.rules)
+        log.info(
+            "tag sweep: %s expired; RULE tags: %s assigned, %s removed",
+            result.expired,
+            assigned,
+            removed,
+        )
+
+    await run_every(seconds, partial(tag_bulk.sweep, db), report, log, "tag sweep")

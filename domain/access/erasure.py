@@ -3,8 +3,8 @@
 `erase_customer` removes what identifies the person and keeps what only counts:
 - cleared: names, email, phone, birthday, custom attributes; every identity value; event
   properties; the same on every profile merged into theirs;
-- cleared or redacted wherever they were copied (domain.access.erasure_scrub): values of TEXT and PII
-  tags (assignments and history), the undo snapshots and reasons of merges that involve the
+- cleared or redacted wherever they were copied (domain.access.erasure_scrub): values of TEXT and
+  PII tags (assignments and history), the undo snapshots and reasons of merges that involve the
   profiles, stage reasons, change-event payloads, webhook delivery errors, audit details,
   stored answers of idempotent mutations, event idempotency keys, birthday trigger keys;
 - reported (domain.access.erasure_conditions): admin-defined conditions whose literals name the

@@ -1,5 +1,5 @@
-"""Compiling a condition tree (domain.conditions.tree; its meaning: domain.conditions.language) into one
-SQL predicate.
+"""Compiling a condition tree (domain.conditions.tree; its meaning: domain.conditions.language)
+into one SQL predicate.
 
 Leaves on other tables are EXISTS subqueries correlated on customers.id (tags, identities,
 events, stored segment members) or scalar aggregates over a customer's orders; metric leaves

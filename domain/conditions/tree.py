@@ -1,7 +1,8 @@
 """The condition language's vocabulary (operators, field types, the fields and metrics a
 condition may name) and the typed tree a validated condition becomes.
 
-domain.conditions.language builds this tree from the stored dict shape, checking it against the catalog;
+domain.conditions.language builds this tree from the stored dict shape, checking it against the
+catalog;
 domain.conditions.sql compiles it to SQL. Nodes are plain frozen values: a tree says what to
 test, never how.
 """

@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import Exists, Select, exists, func, select, tuple_, update
@@ -37,7 +37,6 @@ from sqlalchemy.orm import aliased
 
 from domain.delivery.dispatch import EVENT_COLUMNS, ChangeRecord, ready_in_order
 from domain.delivery.webhooks import DeliveryStatus
-from service.settings import Settings
 from store.db import Database
 from store.locking import skip_locked
 from store.models import OutboxEvent, Webhook, WebhookDelivery
@@ -54,6 +53,16 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+class DeliverySettings(Protocol):
+    """What the policy reads of the service's settings (service.settings.Settings has it)."""
+
+    webhook_timeout_seconds: float
+    webhook_max_attempts: int
+    webhook_backoff_seconds: float
+    webhook_backoff_max_seconds: float
+    webhook_concurrency: int
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
     timeout_seconds: float
@@ -63,7 +72,7 @@ class DeliveryPolicy:
     concurrency: int = 16
 
     @classmethod
-    def of(cls, settings: Settings) -> DeliveryPolicy:
+    def of(cls, settings: DeliverySettings) -> DeliveryPolicy:
         return cls(
             settings.webhook_timeout_seconds,
             settings.webhook_max_attempts,

@@ -20,14 +20,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, extract, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import Change, record_changes
-from service.settings import Settings
 from store.db import Database
 from store.models import Customer, CustomerMetrics, Event, Order, TriggerFiring
 
@@ -87,7 +86,15 @@ def is_birthday(birthday: date, today: date) -> bool:
     return leap_day_moved and (today.month, today.day) == (2, 28)
 
 
-async def run_triggers(db: Database, settings: Settings, now: datetime) -> int:
+class TriggerSettings(Protocol):
+    """What the triggers read of the service's settings (service.settings.Settings has it)."""
+
+    trigger_timezone: str
+    inactive_days: int
+    cart_abandoned_hours: int
+
+
+async def run_triggers(db: Database, settings: TriggerSettings, now: datetime) -> int:
     """Every trigger until it has nothing left to fire; returns how many events it emitted.
     Inactivity and carts go in transactions of at most `BATCH` firings."""
     emitted = await birthdays(db, now, ZoneInfo(settings.trigger_timezone))

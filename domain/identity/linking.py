@@ -3,8 +3,8 @@
 One batch is one transaction: normalize every input, lock the identities it names (PostgreSQL:
 advisory locks on their keys, then row locks on the profiles holding them, each in a fixed
 order), load that part of the identity graph, resolve the inputs in order against it
-(`domain.identity.resolution`), and write the result in bulk. Only merges, which are rare, are written
-one at a time. Deadlocks and lost races rerun the whole batch (`Database.transact`).
+(`domain.identity.resolution`), and write the result in bulk. Only merges, which are rare, are
+written one at a time. Deadlocks and lost races rerun the whole batch (`Database.transact`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -42,7 +42,6 @@ from domain.conditions.sql import CustomerFilter, to_sql
 from domain.errors import InvalidInput
 from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, load_model
 from domain.lifecycle.moves import write_moves
-from service.periodic import run_every
 from store.db import Database
 from store.locking import hold_lifecycle_model
 from store.models import Customer, CustomerMetrics, StageTransition, TagHistory
@@ -108,16 +107,6 @@ async def sweep(
             return SweepResult(customers, transitions)
         after, seen, moved = outcome
         customers, transitions = customers + seen, transitions + moved
-
-
-async def sweep_every(db: Database, seconds: float) -> None:
-    """`sweep` every `seconds` until cancelled (the background task of `serve`); a failed
-    sweep is logged and the next one runs on time."""
-
-    def report(result: SweepResult) -> None:
-        log.info("lifecycle sweep: %s customers, %s transitions", *astuple(result))
-
-    await run_every(seconds, partial(sweep, db), report, log, "lifecycle sweep")
 
 
 async def _sweep_batch(

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Select, and_, func, insert, literal, select, update
@@ -32,7 +31,6 @@ from domain.errors import InvalidInput, NotFound
 from domain.profile import live_customers
 from domain.tagging.rules import RuleResult, reevaluate_all
 from domain.tags import DEFINITION_COLUMNS, TagDefinitionRecord, check_value
-from service.periodic import run_every
 from store.db import Database
 from store.models import Customer, TagAssignment, TagDefinition, TagHistory
 from store.tuning import no_nested_loops
@@ -315,20 +313,3 @@ async def sweep(db: Database, now: datetime | None = None) -> SweepResult:
     re-evaluate every RULE tag over everyone (`c360 sweep-tags`, and `serve` on its interval)."""
     now = now or utcnow()
     return SweepResult(await sweep_expired(db, now), await reevaluate_all(db, now))
-
-
-async def sweep_every(db: Database, seconds: float) -> None:
-    """`sweep` every `seconds` until cancelled (a background task of `serve`); a failed sweep
-    is logged and the next one runs on time."""
-
-    def report(result: SweepResult) -> None:
-        assigned = sum(r.assigned for r in result.rules)
-        removed = sum(r.removed for r in result.rules)
-        log.info(
-            "tag sweep: %s expired; RULE tags: %s assigned, %s removed",
-            result.expired,
-            assigned,
-            removed,
-        )
-
-    await run_every(seconds, partial(sweep, db), report, log, "tag sweep")

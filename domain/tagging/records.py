@@ -2,8 +2,8 @@
 tag.removed change events, written by the database (INSERT ... SELECT) for a whole set of
 profiles at once, never row by row from Python.
 
-Shared by manual tagging (domain.tagging.bulk) and RULE tags (domain.tagging.rules); it knows nothing
-of either, only the tag's id and key. `touched` names the profiles whose tags a change at
+Shared by manual tagging (domain.tagging.bulk) and RULE tags (domain.tagging.rules); it knows
+nothing of either, only the tag's id and key. `touched` names the profiles whose tags a change at
 `now` moved, read back from the history it wrote: the scope of what must follow (RULE tags,
 lifecycle rules, materialized segments).
 """

@@ -22,7 +22,8 @@ from domain.lifecycle.model import (
     store_model,
 )
 from domain.lifecycle.moves import set_stage
-from domain.lifecycle.rules import sweep, sweep_every
+from domain.lifecycle.rules import sweep
+from service.periodic import sweep_lifecycle_every
 from store.models import (
     Customer,
     LifecycleEdge,
@@ -198,7 +199,7 @@ async def test_a_tag_change_is_new_data_for_a_rule_that_already_fired(db) -> Non
 
 async def test_serve_sweeps_in_the_background_on_its_interval(db) -> None:
     stageless = await make_customer(db)
-    task = asyncio.create_task(sweep_every(db, 0.01))
+    task = asyncio.create_task(sweep_lifecycle_every(db, 0.01))
     try:
         for _ in range(500):  # polls the task's effect; the rules' clock is not involved
             await asyncio.sleep(0.01)

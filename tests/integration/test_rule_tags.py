@@ -24,6 +24,7 @@ from domain.tagging import bulk as tagging
 from domain.tagging import rules as rule_tags
 from domain.tagging.bulk import Assignment
 from domain.tags import TagSpec
+from service.periodic import sweep_tags_every
 from store.db import Database
 from store.models import Customer, OutboxEvent, SegmentMembership, TagAssignment, TagHistory
 from tests.integration.condition_helpers import NOW, add_customer, add_order
@@ -274,7 +275,7 @@ async def test_c360_sweep_tags_removes_expired_assignments_and_records_it(db, da
 
 async def test_serve_sweeps_tags_in_the_background_on_its_interval(db) -> None:
     bob = await _expired_trial(db)
-    task = asyncio.create_task(tagging.sweep_every(db, 0.2))
+    task = asyncio.create_task(sweep_tags_every(db, 0.2))
     try:
         for _ in range(500):  # polls the task's effect; it sleeps 0.2 s between sweeps
             await asyncio.sleep(0.01)
