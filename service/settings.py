@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, description="Bytes of one HTTP request body (413 above it)."
     )
-    # Change events (domain/dispatch.py, domain/webhooks.py, domain/triggers.py).
+    # Change events (domain/delivery/: dispatch, webhooks, triggers).
     dispatcher: bool = Field(
         default=True, description="Run the change dispatcher inside `serve` (in every worker)."
     )
@@ -106,11 +106,11 @@ class Settings(BaseSettings):
     )
     inactive_days: int = 90
     cart_abandoned_hours: int = 24
-    # Lifecycle (domain/lifecycle_rules.py): every rule over all profiles; 0 turns it off.
+    # Lifecycle (domain/lifecycle/rules.py): every rule over all profiles; 0 turns it off.
     lifecycle_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the lifecycle rules (each worker)."
     )
-    # Tags (domain/tagging.py): expired assignments swept, every RULE tag re-evaluated; 0: off.
+    # Tags (domain/tagging/bulk.py): expired assignments swept, every RULE tag re-evaluated; 0: off.
     tag_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the tags (each worker)."
     )
