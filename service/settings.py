@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         description="How long /readyz waits for the database and Redis before answering 503.",
     )
     request_timeout_seconds: float = Field(
-        default=10.0, description="How long one request may execute before it is cut short."
+        default=30.0, description="How long one request may execute before it is cut short."
     )
     max_body_bytes: int = Field(
         default=1_048_576, description="Bytes of one HTTP request body (413 above it)."
