@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.access.privacy as privacy
+import domain.cascade as cascade
 import domain.tagging.rules as rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.history import HistoryQuery, newest_first_pages
@@ -252,7 +253,7 @@ async def define_tag(
         session.add(row)
         await session.flush()
         if row.kind == "RULE":
-            await rule_tags.after_definition(session, row.key, now, actor)
+            await cascade.follow_rule_definition(session, row.key, now, actor)
         return _record(row)
 
     return await db.transact(work)
@@ -310,7 +311,7 @@ async def update_tag(
         row.updated_at = now
         await session.flush()
         if spec.condition is not None and not row.archived:
-            await rule_tags.after_definition(session, row.key, now, actor)
+            await cascade.follow_rule_definition(session, row.key, now, actor)
         return _record(row)
 
     return await db.transact(work)

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.access.erasure_conditions import ConditionReference, conditions_naming
 from domain.access.erasure_scrub import gather_needles, scrub_copies
 from domain.access.privacy import PII_COLUMNS
+from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import NotFound
 from domain.identity.merging import lock_profiles
@@ -145,6 +146,9 @@ async def erase_customer(
         await _clear(session, profiles)
         conditions = await conditions_naming(session, needles)
         await session.execute(update(Customer).where(Customer.id == live).values(status="ERASED"))
+        # No longer live: the person leaves materialized segments at once (RULE tags and the
+        # stage stay as they were, like those of any profile that is no longer live).
+        await follow_write(session, profiles, utcnow(), actor)
         await record_changes(
             session,
             [Change("customer.erased", live, {"customerId": str(live), "actor": actor})],

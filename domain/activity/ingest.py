@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.metrics as metrics
 from domain.access.erasure import ErasurePolicy
-from domain.cascade import refresh_derived
+from domain.cascade import follow_write
 from domain.errors import DomainError, InvalidInput
 from domain.history import HistoryQuery, newest_first_pages
 from domain.identity.linking import IdentifyInput, resolve_batch
@@ -210,7 +210,7 @@ async def _ingest(
         touched = sorted({row["customer_id"] for row in fresh})
         await metrics.recompute(session, touched, now)
         landed_on = {target for target in landed.values() if not isinstance(target, DomainError)}
-        await refresh_derived(session, landed_on, now, actor)  # RULE tags, stage, segments
+        await follow_write(session, landed_on, now, actor)  # RULE tags, stage, segments
         refused.sort(key=lambda e: int(e.field[1]))
         return IngestOutcome(len(fresh), duplicates, tuple(refused), tuple(touched))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.cascade import refresh_derived
+from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import InvalidInput, NotFound
 from domain.identity.traits import PROFILE_FIELDS, parse_traits
@@ -72,7 +72,7 @@ async def update_customer(
         customer.attributes, customer.field_times = merged, times
         customer.updated_at, customer.version = now, customer.version + 1
         await session.flush()
-        await refresh_derived(session, [customer.id], now, actor)  # RULE tags, stage, segments
+        await follow_write(session, [customer.id], now, actor)  # RULE tags, stage, segments
         fields = sorted([*traits.fields, *(f"attributes.{k}" for k in attributes or {})])
         await record_changes(
             session,

@@ -21,7 +21,7 @@ from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.access.erasure import ErasurePolicy, erased_keys
-from domain.cascade import refresh_derived
+from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import DomainError, InvalidInput
 from domain.identity.merging import lock_profiles, merge_into, profile_states
@@ -264,7 +264,7 @@ async def identify_batch(
         # RULE tags, lifecycle stage and materialized segments of the profiles the batch
         # landed on (traits, identities, merges); ingest runs them itself.
         landed_on = {r.customer_id for r in results if r.customer_id}
-        await refresh_derived(session, landed_on, utcnow(), actor)
+        await follow_write(session, landed_on, utcnow(), actor)
         if idempotency_key:
             await session.execute(
                 update(IdempotencyKey)

@@ -4,7 +4,10 @@ A merge moves everything the merged-away profile holds (identities, tags, events
 history) to the survivor, applies field survivorship, marks the loser MERGED with
 `merged_into_id`, and writes a merge record whose snapshot is enough to undo it: `unmerge`
 gives the merged profile back its rows as they were at the merge, while whatever arrived
-later stays with the survivor.
+later stays with the survivor. Both rebuild the two profiles' metrics (their orders and events
+moved); a manual merge and an unmerge then run domain.cascade.follow_write for both profiles,
+so RULE tags, stages and materialized segments are right at once (a stage a rule moved after
+the merge is not moved back by the unmerge: the rules decide from the restored data).
 
 Callers hold row locks on both profiles (`lock_profiles`) before calling `merge_into`.
 """
@@ -20,13 +23,13 @@ from sqlalchemy import Date, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.metrics as metrics
+from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import InvalidInput, NotFound
 from domain.identity.resolution import ProfileState, violation
 from domain.identity.traits import COLUMNS, ProfileValues
 from domain.identity.types import load_identity_types
 from domain.profile import MergeView, resolve_live_id
-from domain.tagging.rules import reevaluate_for_customers
 from store.db import Database
 from store.models import (
     Customer,
@@ -177,7 +180,7 @@ async def merge_into(
     await session.execute(
         update(MergeRecord).where(MergeRecord.id == merge_id).values(snapshot=snapshot)
     )
-    await metrics.recompute(session, [survivor_id, loser_id])
+    await metrics.recompute(session, [survivor_id, loser_id])  # their orders and events moved
     await record_changes(
         session,
         [
@@ -277,10 +280,9 @@ async def merge_customers(
         merged = await merge_into(
             session, live_survivor, live_merged, reason or "manual merge", actor
         )
-        # The survivor's data changed: its RULE tags follow (the merged-away profile is no
-        # longer live and keeps what it had). Its stage does not move: unmerge restores
-        # every row as it was, and a stage a rule moved would not be.
-        await reevaluate_for_customers(session, [live_survivor, live_merged], utcnow(), actor)
+        # The survivor's data changed: its RULE tags, stage and materialized segments follow
+        # at once (the merged-away profile is no longer live and keeps what it had).
+        await follow_write(session, [live_survivor, live_merged], utcnow(), actor)
         return merged
 
     return await db.transact(work)
@@ -331,10 +333,11 @@ async def unmerge(db: Database, merge_id: uuid.UUID, actor: str | None) -> Unmer
                 field=["merge"],
                 code="UNMERGE_NOT_POSSIBLE",
             )
+        now = utcnow()
         await _restore(session, record, survivor, loser)
-        record.undone_at = utcnow()
-        await metrics.recompute(session, [survivor.id, loser.id])
-        await reevaluate_for_customers(session, [survivor.id, loser.id], utcnow(), actor)
+        record.undone_at = now
+        # Both profiles' data changed: RULE tags, stages and materialized segments follow.
+        await follow_write(session, [survivor.id, loser.id], now, actor)
         await record_changes(
             session,
             [
@@ -425,3 +428,4 @@ async def _restore(
     loser.status, loser.merged_into_id = "ACTIVE", None
     loser.version += 1
     await session.flush()
+    await metrics.recompute(session, [survivor.id, loser.id])  # their orders and events moved

@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.segments.definitions as segments
 import domain.tagging.records as tag_records
-from domain.cascade import refresh_derived
+from domain.cascade import follow_write, reevaluate_rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.profile import live_customers
-from domain.tagging.rules import RuleResult, reevaluate_all
+from domain.tagging.rules import RuleResult
 from domain.tags import DEFINITION_COLUMNS, TagDefinitionRecord, check_value
 from store.db import Database
 from store.models import Customer, TagAssignment, TagDefinition, TagHistory
@@ -245,7 +245,7 @@ async def tag_customers(
         )
         count = await assign(session, tag, targets, checked, actor, now)
         if count:
-            await refresh_derived(session, tag_records.touched([tag.id], now), now, actor)
+            await follow_write(session, tag_records.touched([tag.id], now), now, actor)
         return count
 
     return await db.transact(work)
@@ -267,7 +267,7 @@ async def untag_customers(
         _refuse_rule(tag)
         count = await unassign(session, tag, targets, actor, now)
         if count:
-            await refresh_derived(session, tag_records.touched([tag.id], now), now, actor)
+            await follow_write(session, tag_records.touched([tag.id], now), now, actor)
         return count
 
     return await db.transact(work)
@@ -296,7 +296,7 @@ async def sweep_expired(db: Database, now: datetime | None = None) -> int:
             ).scalar_one()
             await _expire(session, tag, expired, now)
         if tag_ids:
-            await refresh_derived(session, tag_records.touched(tag_ids, now), now, "expiry")
+            await follow_write(session, tag_records.touched(tag_ids, now), now, "expiry")
         return removed
 
     return await db.transact(work)
@@ -312,4 +312,4 @@ async def sweep(db: Database, now: datetime | None = None) -> SweepResult:
     """The periodic upkeep of tags: remove expired assignments (recorded EXPIRED), then
     re-evaluate every RULE tag over everyone (`c360 sweep-tags`, and `serve` on its interval)."""
     now = now or utcnow()
-    return SweepResult(await sweep_expired(db, now), await reevaluate_all(db, now))
+    return SweepResult(await sweep_expired(db, now), await reevaluate_rule_tags(db, now))

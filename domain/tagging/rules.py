@@ -7,20 +7,20 @@ matching, each with its history rows (ASSIGNED / REMOVED, source `rule`) and tag
 tag.removed events written by INSERT ... SELECT beside it (domain.tagging.records). The condition
 is compiled by domain.conditions.sql, the SQL of segments and lifecycle rules.
 
-Three paths run the same evaluation:
+Three paths run the same evaluation, each called by domain.cascade (the component that runs
+what follows a write):
 - `reevaluate_for_customers`: every RULE tag, only for the profiles a write touched, inside
-  that write's transaction (domain.cascade calls it after identify, events, orders, profile
-  edits and tag changes);
+  that write's transaction (`follow_write`, after every write to customers' data);
 - `after_definition`: a tag just defined or given a new condition, over everyone, with the
-  RULE tags that depend on it, in the defining transaction;
-- `reevaluate_all`: every RULE tag over everyone, a transaction per tag (`c360 sweep-tags`
-  and the periodic task of `serve`): conditions that time alone makes true ("no order in 90
-  days") need it.
+  RULE tags that depend on it, in the defining transaction (`follow_rule_definition`);
+- `reevaluate_one` over `evaluation_order`: every RULE tag over everyone, a transaction per
+  tag (`reevaluate_rule_tags`: `c360 sweep-tags` and the periodic task of `serve`):
+  conditions that time alone makes true ("no order in 90 days") need it.
 Tags are evaluated after the RULE tags their conditions read (directly or through segments).
-After the full paths, the lifecycle rules and materialized segments follow for the profiles
-whose RULE tags moved. Archived RULE tags are no longer evaluated: their holders keep them as
-they were. A tag whose stored condition no longer validates is skipped and logged, never
-allowed to fail the write that triggered it.
+After the full paths, the cascade runs the lifecycle rules and materialized segments for the
+profiles whose RULE tags moved. Archived RULE tags are no longer evaluated: their holders keep
+them as they were. A tag whose stored condition no longer validates is skipped and logged,
+never allowed to fail the write that triggered it.
 """
 
 from __future__ import annotations
@@ -47,13 +47,11 @@ from domain.conditions.language import (
 )
 from domain.conditions.sql import CustomerFilter, compile_with
 from domain.errors import InvalidInput
-from domain.lifecycle.rules import apply_rules
-from domain.segments.refresh import refresh_for_customers
 from store.db import Database
 from store.locking import hold_rule_tags
 from store.models import Customer, CustomerMetrics, TagAssignment, TagDefinition
 from store.tuning import no_nested_loops
-from store.types import UTCDateTime, utcnow
+from store.types import UTCDateTime
 
 __all__ = [
     "RULE_SOURCE",
@@ -62,8 +60,9 @@ __all__ = [
     "after_definition",
     "check_condition",
     "check_segment_condition",
-    "reevaluate_all",
+    "evaluation_order",
     "reevaluate_for_customers",
+    "reevaluate_one",
 ]
 
 RULE_SOURCE = "rule"
@@ -290,22 +289,11 @@ async def reevaluate_for_customers(
     return await _evaluate_in_order(session, rules, catalog, now, actor, customers)
 
 
-async def _follow(
-    session: AsyncSession, results: Sequence[RuleResult], now: datetime, actor: str | None
-) -> None:
-    """Stages and materialized segments, for the profiles whose RULE tags just moved."""
-    moved = [r.tag_id for r in results if r.assigned or r.removed]
-    if moved:
-        scope = tag_records.touched(moved, now)
-        await apply_rules(session, scope, now, actor)
-        await refresh_for_customers(session, scope, now)
-
-
 async def after_definition(
     session: AsyncSession, key: str, now: datetime, actor: str | None
 ) -> list[RuleResult]:
     """Evaluate RULE tag `key` (just defined, or given a new condition) over everyone, then the
-    RULE tags that read it, then what follows for the profiles that moved."""
+    RULE tags that read it (domain.cascade.follow_rule_definition runs what follows)."""
     rules = await _rule_tags(session)
     catalog = await load_catalog(session)
     affected = {key}
@@ -313,29 +301,21 @@ async def after_definition(
         if _reads(rule.condition, catalog) & affected:
             affected.add(rule.key)
     chosen = [rule for rule in rules if rule.key in affected]
-    results = await _evaluate_in_order(session, chosen, catalog, now, actor, None)
-    await _follow(session, results, now, actor)
-    return results
+    return await _evaluate_in_order(session, chosen, catalog, now, actor, None)
 
 
-async def reevaluate_all(
-    db: Database, now: datetime | None = None, actor: str = SWEEP_ACTOR
-) -> list[RuleResult]:
-    """Every RULE tag over every profile, each in its own transaction (with the lifecycle
-    rules and materialized segments of the profiles it moved)."""
-    now = now or utcnow()
+async def evaluation_order(db: Database) -> list[str]:
+    """The keys of the live RULE tags, each after the RULE tags its condition reads."""
     async with db.read() as session:
         rules, catalog = await _rule_tags(session), await load_catalog(session)
-    order = [rule.key for rule in _in_order(rules, catalog)]
-    results = []
-    for key in order:
+    return [rule.key for rule in _in_order(rules, catalog)]
 
-        async def work(session: AsyncSession, key: str = key) -> list[RuleResult]:
-            rules = [rule for rule in await _rule_tags(session) if rule.key == key]
-            catalog = await load_catalog(session)
-            done = await _evaluate_in_order(session, rules, catalog, now, actor, None)
-            await _follow(session, done, now, actor)
-            return done
 
-        results.extend(await db.transact(work))
-    return results
+async def reevaluate_one(
+    session: AsyncSession, key: str, now: datetime, actor: str | None
+) -> list[RuleResult]:
+    """RULE tag `key` over every profile, in the caller's transaction (domain.cascade's full
+    re-evaluation runs one per transaction, with what follows)."""
+    rules = [rule for rule in await _rule_tags(session) if rule.key == key]
+    catalog = await load_catalog(session)
+    return await _evaluate_in_order(session, rules, catalog, now, actor, None)

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from domain import tags
+from domain import cascade, tags
 from domain.activity import ingest as activity
 from domain.activity.ingest import OrderItem
 from domain.errors import DomainError
@@ -21,7 +21,6 @@ from domain.lifecycle.config import configure
 from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
 from domain.segments import definitions as segments
 from domain.tagging import bulk as tagging
-from domain.tagging import rules as rule_tags
 from domain.tagging.bulk import Assignment
 from domain.tags import TagSpec
 from service.periodic import sweep_tags_every
@@ -127,10 +126,10 @@ async def test_the_full_reevaluation_follows_time_and_data_written_around_the_ap
     async with db.write() as session:  # not through a write path: only the sweep can see it
         await add_order(session, p["ann"], 50, NOW - timedelta(days=10))
     assert await holders(db, "recent_buyer") == set()
-    [result] = await rule_tags.reevaluate_all(db, NOW)
+    [result] = await cascade.reevaluate_rule_tags(db, NOW)
     assert (result.key, result.assigned, result.removed) == ("recent_buyer", 1, 0)
     assert await holders(db, "recent_buyer") == {p["ann"]}
-    [result] = await rule_tags.reevaluate_all(db, NOW + timedelta(days=25))
+    [result] = await cascade.reevaluate_rule_tags(db, NOW + timedelta(days=25))
     assert (result.assigned, result.removed) == (0, 1)  # the order is now 35 days old
     assert await holders(db, "recent_buyer") == set()
     assert await history(db, "recent_buyer") == [
@@ -160,7 +159,7 @@ async def test_rule_tags_are_evaluated_after_the_rule_tags_they_read(db) -> None
     async with db.write() as session:  # both move in one full run, the base first
         await session.execute(update(Customer).values(country="US"))
         await session.execute(update(Customer).where(Customer.id == p["bob"]).values(country="CN"))
-    results = await rule_tags.reevaluate_all(db)
+    results = await cascade.reevaluate_rule_tags(db)
     assert [r.key for r in results] == ["z_base", "a_follower"]
     assert await holders(db, "a_follower") == {p["bob"]}
 
