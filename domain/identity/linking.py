@@ -1,10 +1,11 @@
 """identify / identifyBatch: land identities from any channel on one live profile per person.
 
-One batch is one transaction: normalize every input, lock the identities it names (PostgreSQL:
-advisory locks on their keys, then row locks on the profiles holding them, each in a fixed
-order), load that part of the identity graph, resolve the inputs in order against it
-(`domain.identity.resolution`), and write the result in bulk. Only merges, which are rare, are
-written one at a time. Deadlocks and lost races rerun the whole batch (`Database.transact`).
+One batch is one transaction: normalize every input, lock the identities it names (on
+PostgreSQL an advisory lock per identifier, `store.locking.hold_identities`, then row locks on
+the profiles holding them, each in a fixed order), load that part of the identity graph,
+resolve the inputs in order against it (`domain.identity.resolution`), and write the result in
+bulk. Only merges, which are rare, are written one at a time. Deadlocks and lost races rerun
+the whole batch (`Database.transact`).
 """
 
 from __future__ import annotations
