@@ -77,10 +77,9 @@ async def erased_keys(
 
 async def _known(session: AsyncSession, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Those of the (type, hash) pairs already kept."""
-    dialect = session.get_bind().dialect.name
     rows = await session.execute(
         select(ErasedIdentity.type, ErasedIdentity.value_hash).where(
-            pair_in(dialect, ErasedIdentity.type, ErasedIdentity.value_hash, list(pairs))
+            pair_in(session, ErasedIdentity.type, ErasedIdentity.value_hash, list(pairs))
         )
     )
     return {(t, h) for t, h in rows}

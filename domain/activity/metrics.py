@@ -177,7 +177,6 @@ async def recompute(
     """Rebuild the figures, churn risk and CLV of these profiles (None: everyone) from their
     orders and events, in SQL. RFM scores are population-wide: see `refresh_rfm`."""
     now = now or utcnow()
-    dialect = session.get_bind().dialect.name
     wanted = select(Customer.id).where(
         ~select(CustomerMetrics.customer_id)
         .where(CustomerMetrics.customer_id == Customer.id)
@@ -199,8 +198,8 @@ async def recompute(
     if customer_ids is not None:
         figures = figures.where(CustomerMetrics.customer_id.in_(customer_ids))
     f = figures.subquery("f")
-    since_last = days_since(dialect, f.c.last_order_at, now)
-    span = days_since(dialect, f.c.first_order_at, now)
+    since_last = days_since(session, f.c.last_order_at, now)
+    span = days_since(session, f.c.first_order_at, now)
     interval = case(
         (f.c.order_count >= 2, (span - since_last) / (f.c.order_count - 1)),
         else_=literal(DEFAULT_INTERVAL_DAYS),
@@ -254,7 +253,6 @@ def _score(measure: Any, bounds: list[Any], higher_is_better: bool) -> Any:
 async def refresh_rfm(session: AsyncSession, now: datetime | None = None) -> int:
     """Score every customer with orders by population quintiles; returns how many were scored."""
     now = now or utcnow()
-    dialect = session.get_bind().dialect.name
     population = (
         await session.execute(select(func.count()).where(CustomerMetrics.order_count > 0))
     ).scalar_one()
@@ -265,7 +263,7 @@ async def refresh_rfm(session: AsyncSession, now: datetime | None = None) -> int
     )
     if not population:
         return 0
-    recency = days_since(dialect, CustomerMetrics.last_order_at, now)
+    recency = days_since(session, CustomerMetrics.last_order_at, now)
     r = _score(recency, await _boundaries(session, recency, population), higher_is_better=False)
     f = _score(
         CustomerMetrics.order_count,

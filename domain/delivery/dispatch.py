@@ -114,7 +114,7 @@ async def dispatch_outbox(
             .order_by(OutboxEvent.id)
             .limit(batch_size)
         )
-        rows = (await session.execute(skip_locked(claim, db.dialect))).all()
+        rows = (await session.execute(skip_locked(session, claim))).all()
         if not rows:
             return 0
         held = await _held_elsewhere(session, rows)

@@ -151,7 +151,7 @@ async def _claim(
             .order_by(WebhookDelivery.id)
             .limit(batch_size)
         )
-        rows = (await session.execute(skip_locked(due, db.dialect))).all()
+        rows = (await session.execute(skip_locked(session, due))).all()
         if not rows:
             return []
         held = await _held_elsewhere(session, rows)

@@ -1,10 +1,11 @@
 """identify / identifyBatch: land identities from any channel on one live profile per person.
 
-One batch is one transaction: normalize every input, lock the identities it names (PostgreSQL:
-advisory locks on their keys, then row locks on the profiles holding them, each in a fixed
-order), load that part of the identity graph, resolve the inputs in order against it
-(`domain.identity.resolution`), and write the result in bulk. Only merges, which are rare, are
-written one at a time. Deadlocks and lost races rerun the whole batch (`Database.transact`).
+One batch is one transaction: normalize every input, lock the identities it names (on
+PostgreSQL an advisory lock per identifier, `store.locking.hold_identities`, then row locks on
+the profiles holding them, each in a fixed order), load that part of the identity graph,
+resolve the inputs in order against it (`domain.identity.resolution`), and write the result in
+bulk. Only merges, which are rare, are written one at a time. Deadlocks and lost races rerun
+the whole batch (`Database.transact`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.access.erasure import ErasurePolicy, erased_keys
@@ -31,6 +32,7 @@ from domain.identity.traits import COLUMNS, ProfileValues, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment
 from store.db import Database
+from store.locking import hold_identities
 from store.models import Customer, IdempotencyKey, Identity
 from store.sqlfuncs import pair_in
 from store.types import utcnow
@@ -147,32 +149,13 @@ def request_hash(inputs: Sequence[IdentifyInput]) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _lock_key(key: Key) -> int:
-    digest = hashlib.blake2b(f"{key.type}\x00{key.value}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-async def _lock_identities(session: AsyncSession, keys: set[Key]) -> None:
-    if session.get_bind().dialect.name != "postgresql" or not keys:
-        return
-    ordered = sorted({_lock_key(k) for k in keys})
-    await session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(k) FROM "
-            "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS s"
-        ),
-        {"keys": ordered},
-    )
-
-
 async def _owners(session: AsyncSession, keys: set[Key]) -> dict[Key, tuple[int, uuid.UUID]]:
     if not keys:
         return {}
     pairs = [(k.type, k.value) for k in keys]
-    dialect = session.get_bind().dialect.name
     rows = await session.execute(
         select(Identity.type, Identity.value, Identity.id, Identity.customer_id).where(
-            pair_in(dialect, Identity.type, Identity.value, pairs)
+            pair_in(session, Identity.type, Identity.value, pairs)
         )
     )
     return {Key(t, v): (i, c) for t, v, i, c in rows}
@@ -296,7 +279,7 @@ async def resolve_batch(
         except DomainError as error:
             prepared.append(error)
     all_keys = {key for p in prepared if isinstance(p, _Prepared) for _, key in p.keys}
-    await _lock_identities(session, all_keys)
+    await hold_identities(session, ((k.type, k.value) for k in all_keys))
     owners = await _lock_owners(session, all_keys)
     if erased is not None:
         refused = await erased_keys(session, all_keys - owners.keys(), erased)

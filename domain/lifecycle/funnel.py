@@ -171,11 +171,7 @@ async def _journeys(
     transitions are sorted once (by journey and time), then pivoted to one row per journey
     with a pair of columns per stage, then counted into a single row. Stages are carried as
     their number: integer comparisons and sorts, no collation lookups."""
-    t, dialect, keys = (
-        StageTransition,
-        session.get_bind().dialect.name,
-        [s.key for s in model.stages],
-    )
+    t, keys = StageTransition, [s.key for s in model.stages]
     # A journey is (its merge or its profile, its profile). Not (customer_id, ...) first: the
     # (customer_id, at) index would invite an incremental sort reading the table in random
     # order; a full sort of a sequential scan is faster.
@@ -226,9 +222,9 @@ async def _journeys(
         func.count(case((and_(lapsed, per.c.left_churned == 1), 1))),
     ]
     until = func.coalesce(r.left, literal(now, UTCDateTime()))
-    stays = select(r.stage, days_between(dialect, r.at, until).label("days")).where(inside)
+    stays = select(r.stage, days_between(session, r.at, until).label("days")).where(inside)
     flows = select(*counts).select_from(per).subquery()
-    by_stage = medians(dialect, stays.subquery(), "stage", "days").subquery()
+    by_stage = medians(session, stays.subquery(), "stage", "days").subquery()
     stage, median = by_stage.c
     halves = select(*(func.max(case((stage == i, median))) for i in range(len(keys)))).subquery()
     row = (

@@ -57,14 +57,13 @@ async def write_moves(
         .values(stage=t.to_stage, stage_entered_at=now)
         .execution_options(synchronize_session=False)
     )
-    dialect = session.get_bind().dialect.name
-    data = json_object(dialect, **{"from": t.from_stage, "to": t.to_stage, "rule": t.rule_key,
+    data = json_object(session, **{"from": t.from_stage, "to": t.to_stage, "rule": t.rule_key,
                                    "reason": t.reason})  # fmt: skip
     await session.execute(
         insert(OutboxEvent).from_select(
             ["event_id", "kind", "customer_id", "payload", "created_at"],
             select(
-                new_uuid(dialect), literal("stage.changed"), t.customer_id, data,
+                new_uuid(session), literal("stage.changed"), t.customer_id, data,
                 literal(now, UTCDateTime()),
             ).where(ours),
         )

@@ -34,13 +34,12 @@ def events(
     now: datetime,
 ) -> Any:
     """tag.assigned / tag.removed for each profile in `customers` (its first column)."""
-    dialect = session.get_bind().dialect.name
     payload = {"tag": tag_key, "value": value} if kind == "tag.assigned" else {"tag": tag_key}
     column = customers.subquery().c[0]
     return insert(OutboxEvent).from_select(
         ["event_id", "kind", "customer_id", "payload", "created_at"],
         select(
-            new_uuid(dialect),
+            new_uuid(session),
             literal(kind),
             column,
             literal(payload, OutboxEvent.payload.type),
