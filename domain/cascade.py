@@ -17,9 +17,10 @@ domain.tagging.records.touched):
   trackEvents / recordOrders (domain.activity.ingest), updateCustomer
   (domain.identity.editing), tag and untag, by hand, by segment or by the expiry sweep
   (domain.tagging.bulk), mergeCustomers and unmerge (domain.identity.merging: both profiles),
-  and erasure (domain.access.erasure). setStage (domain.lifecycle.moves) does not call it
-  yet: a move by hand must not be overridden by the rules in the same breath, and the module
-  is below this one (lifecycle.rules writes through it);
+  and erasure (domain.access.erasure);
+- `follow_stage_move`: setStage (domain.lifecycle.by_hand): RULE tags and materialized segments
+  that read the stage, but not the lifecycle rules, which would override the move by hand in
+  the same breath (the sweep applies them later, as to any profile);
 - `follow_rule_definition`: a RULE tag defined or given a new condition (domain.tags): the tag
   and the RULE tags reading it over everyone, then stages and segments of whoever moved;
 - `reevaluate_rule_tags`: the full re-evaluation of every RULE tag (`c360 sweep-tags`, the
@@ -43,7 +44,12 @@ from domain.segments.refresh import refresh_for_customers
 from store.db import Database
 from store.types import utcnow
 
-__all__ = ["follow_rule_definition", "follow_write", "reevaluate_rule_tags"]
+__all__ = [
+    "follow_rule_definition",
+    "follow_stage_move",
+    "follow_write",
+    "reevaluate_rule_tags",
+]
 
 
 async def follow_write(
@@ -55,6 +61,14 @@ async def follow_write(
     """RULE tags, then lifecycle rules, then materialized segments, for these profiles."""
     await rule_tags.reevaluate_for_customers(session, customers, now, actor)
     await apply_rules(session, customers, now, actor)
+    await refresh_for_customers(session, customers, now)
+
+
+async def follow_stage_move(
+    session: AsyncSession, customers: Collection[uuid.UUID], now: datetime, actor: str | None
+) -> None:
+    """RULE tags, then materialized segments, for profiles a person moved to another stage."""
+    await rule_tags.reevaluate_for_customers(session, customers, now, actor)
     await refresh_for_customers(session, customers, now)
 
 

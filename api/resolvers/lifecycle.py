@@ -15,9 +15,9 @@ from api.schema.lifecycle import FunnelReport, FunnelStage, LifecycleModel, Stag
 from api.schema.lifecycle_mutations import LifecycleModelInput, LifecycleModelPayload, StagePayload
 from domain import profile
 from domain.errors import DomainError, InvalidInput
+from domain.lifecycle import by_hand
 from domain.lifecycle import config as lifecycle_config
 from domain.lifecycle import funnel as domain_funnel
-from domain.lifecycle import moves as stage_moves
 from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
 
 
@@ -84,7 +84,7 @@ async def set_stage(
     context: Context, customer: str, stage: str, reason: str | None, force: bool
 ) -> StagePayload:
     try:
-        change = await stage_moves.set_stage(
+        change = await by_hand.set_stage(
             context.db,
             parse_uuid_id(customer, "Customer", "customer"),
             stage,

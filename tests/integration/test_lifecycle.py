@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 
 from domain.errors import DomainError
 from domain.identity import merging
+from domain.lifecycle.by_hand import set_stage
 from domain.lifecycle.config import ModelRefused, apply_preset, configure
 from domain.lifecycle.model import (
     LifecycleModelRecord,
@@ -21,7 +22,6 @@ from domain.lifecycle.model import (
     history_of,
     store_model,
 )
-from domain.lifecycle.moves import set_stage
 from domain.lifecycle.rules import sweep
 from service.periodic import sweep_lifecycle_every
 from store.models import (

@@ -1,5 +1,5 @@
-"""mergeCustomers and unmerge run what follows a write (domain.cascade): right after either,
-the profiles' stage, materialized segments, RULE tags and metrics follow their data."""
+"""mergeCustomers, unmerge and setStage run what follows a write (domain.cascade): right after
+each, the profiles' stage, materialized segments, RULE tags and metrics follow their data."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from domain import tags
 from domain.activity.metrics import metrics_of
 from domain.identity import merging
+from domain.lifecycle.by_hand import set_stage
 from domain.segments import definitions as segments
 from domain.tags import TagSpec
 from store.db import Database
@@ -105,3 +106,31 @@ async def test_a_merge_of_two_buyers_reaches_the_stage_their_orders_together_ear
     await merging.unmerge(db, merge.id, "test")
     assert (await ann.stage(), await bob.stage()) == ("loyalty", "purchase")
     assert await orders_of(db, a, b) == [1, 2]
+
+
+async def test_a_stage_set_by_hand_moves_segments_and_rule_tags_that_read_it_at_once(db) -> None:
+    ann = Shopper(db, "ann@x.com")
+    await ann.views(lately(), "page_view")
+    a = await ann.id()
+    in_consideration = {"stage": {"in": ["consideration"]}}
+    considering = await segments.define_segment(
+        db,
+        segments.SegmentDraft("considering", "Considering", None, in_consideration, True),
+    )
+    await tags.define_tag(
+        db, TagSpec(key="buyer", name="Considering", kind="RULE", condition=in_consideration)
+    )
+    assert await derived(db, considering.id) == {
+        "stages": {a: "awareness"},
+        "members": set(),
+        "holders": set(),
+    }
+
+    await set_stage(db, a, "consideration", reason="called us", actor="agent")
+    # No refresh, no sweep: the write itself moved what reads the stage, and no lifecycle rule
+    # took the move back.
+    assert await derived(db, considering.id) == {
+        "stages": {a: "consideration"},
+        "members": {a},
+        "holders": {a},
+    }
