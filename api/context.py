@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
 from api.resolvers.loaders import Loaders
-from api.websockets import SocketRegistry
+from api.sockets import SocketRegistry
 from domain.access.erasure import ErasurePolicy
 from domain.access.keys import Principal
 from service.settings import Settings
