@@ -6,10 +6,8 @@ import strawberry
 
 from api.context import Context
 from api.ids import parse_uuid_id
-from api.schema.common import UserError
 from api.schema.customers import Customer
 from api.schema.profile import CustomerPatch, CustomerPayload
-from domain.errors import DomainError
 from domain.identity.editing import update_customer as edit
 from domain.identity.traits import PROFILE_FIELDS
 
@@ -25,8 +23,5 @@ async def update_customer(context: Context, id: str, patch: CustomerPatch) -> Cu
         for name, value in vars(patch).items()
         if name in PATCH_FIELDS and value is not strawberry.UNSET
     }
-    try:
-        record = await edit(context.db, parse_uuid_id(id, "Customer"), given, context.actor)
-    except DomainError as error:
-        return CustomerPayload(customer=None, errors=[UserError.of(error)])
+    record = await edit(context.db, parse_uuid_id(id, "Customer"), given, context.actor)
     return CustomerPayload(customer=Customer.of(record), errors=[])

@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 from api.errors import ErrorShaping
 from api.execution import FastExecutionContext
 from api.limits import Limits
+from api.payloads import Refusals
 from api.schema.access_ops import AccessMutations, AccessQueries
 from api.schema.activity_ops import ActivityMutations
 from api.schema.change_ops import ChangeMutations, ChangeQueries, ChangeSubscriptions
@@ -57,6 +58,14 @@ Mutation = merge_types(
 Subscription = merge_types("Subscription", (ChangeSubscriptions,))
 
 
+def _answer_refusals(mutation: type) -> None:
+    """Every root mutation answers a DomainError in its payload (api.payloads), inside the
+    permission check; a field that places its errors declares its own `Refusals`."""
+    for field in mutation.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        if not any(isinstance(extension, Refusals) for extension in field.extensions):
+            field.extensions.insert(0, Refusals())
+
+
 def _guard_values(*roots: type) -> None:
     """Every root query and mutation field refuses values no database can hold, innermost
     (after the permission check): api.value_guard."""
@@ -67,6 +76,7 @@ def _guard_values(*roots: type) -> None:
 
 
 def build_schema() -> strawberry.Schema:
+    _answer_refusals(Mutation)
     _guard_values(Query, Mutation)
     return strawberry.Schema(
         query=Query,
