@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
-from api.resolvers.loaders import Loaders
+from api.loaders import Loaders
 from api.sockets import SocketRegistry
 from domain.access.erasure import ErasurePolicy
 from domain.access.keys import Principal

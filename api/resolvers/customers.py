@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from functools import partial
 
 from api.context import Context
 from api.ids import from_global_id, parse_uuid_id
-from api.schema.common import PageInfo
 from api.schema.conditions import ConditionInput, condition_dict
 from api.schema.customers import (
     Customer,
     CustomerConnection,
-    CustomerEdge,
     CustomerOrder,
     MergeRecord,
     SortDirection,
@@ -21,7 +19,7 @@ from api.schema.identities import IdentityInput
 from api.schema.segments import Segment
 from domain import profile
 from domain.errors import InvalidInput
-from domain.pagination import Page, PageRequest
+from domain.pagination import PageRequest
 from domain.segments import definitions as segments
 
 
@@ -86,23 +84,4 @@ async def customers(
     )
     result = await profile.list_customers(context.db, sort_of(order_by), page, matches)
     count = partial(profile.count_customers, context.db, matches)
-    return await customer_connection(context, result, count, fields)
-
-
-async def customer_connection(
-    context: Context,
-    result: Page[profile.CustomerRecord],
-    count: Callable[[], Awaitable[int]],
-    fields: Collection[str],
-) -> CustomerConnection:
-    """A page of profiles as a connection, the lists `fields` selects prefetched; `count`
-    runs only if totalCount is asked for."""
-    await context.loaders.prefetch([record.id for record in result.items], fields)
-    return CustomerConnection(
-        edges=[
-            CustomerEdge(node=Customer.of(record), cursor=cursor)
-            for record, cursor in zip(result.items, result.cursors, strict=True)
-        ],
-        page_info=PageInfo.of(result),  # type: ignore[arg-type]
-        count=count,
-    )
+    return await CustomerConnection.of(context, result, count, fields)

@@ -3,20 +3,14 @@ mutations answer refusals as `errors` in their payload (nothing is written then)
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection
-from functools import partial
-
 import strawberry
 
 from api.context import Context
 from api.ids import parse_uuid_id, to_global_id
-from api.resolvers.customers import customer_connection
 from api.schema.conditions import ConditionInput, condition_dict
-from api.schema.customers import Customer, CustomerConnection
+from api.schema.customers import Customer
 from api.schema.segment_mutations import DeletePayload, SegmentInput, SegmentPatch, SegmentPayload
 from api.schema.segments import Segment, SegmentConnection, SegmentPreview
-from domain import profile
 from domain.errors import InvalidInput
 from domain.pagination import PageRequest
 from domain.segments import definitions as segments
@@ -40,17 +34,6 @@ async def segment_list(context: Context, page: PageRequest) -> SegmentConnection
 async def preview(context: Context, condition: ConditionInput, sample: int) -> SegmentPreview:
     result = await segments.preview(context.db, condition_dict(condition), sample)
     return SegmentPreview(count=result.count, sample=[Customer.of(r) for r in result.sample])
-
-
-async def members(
-    context: Context, segment_id: uuid.UUID, page: PageRequest, fields: Collection[str]
-) -> CustomerConnection:
-    settings = context.settings
-    page = page.validated(settings.page_size_default, settings.page_size_max)
-    filter_ = await segments.members_filter(context.db, segment_id)
-    result = await profile.list_customers(context.db, segments.MEMBER_ORDER, page, filter_)
-    count = partial(profile.count_customers, context.db, filter_)
-    return await customer_connection(context, result, count, fields)
 
 
 async def define(context: Context, input: SegmentInput) -> SegmentPayload:
