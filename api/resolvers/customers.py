@@ -1,13 +1,16 @@
-"""Query resolvers for profiles: parse the arguments, ask the domain, map the records."""
+"""Resolvers of profiles: parse the arguments, ask the domain, map the records."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from functools import partial
 
+import strawberry
+
 from api.context import Context
 from api.ids import from_global_id, parse_uuid_id
 from api.schema.conditions import ConditionInput, condition_dict
+from api.schema.customer_mutations import CustomerPatch, CustomerPayload
 from api.schema.customers import (
     Customer,
     CustomerConnection,
@@ -15,10 +18,12 @@ from api.schema.customers import (
     MergeRecord,
     SortDirection,
 )
-from api.schema.identities import IdentityInput
+from api.schema.identity import IdentityInput
 from api.schema.segments import Segment
 from domain import profile
 from domain.errors import InvalidInput
+from domain.identity.editing import update_customer as edit
+from domain.identity.traits import PROFILE_FIELDS
 from domain.pagination import PageRequest
 from domain.segments import definitions as segments
 
@@ -85,3 +90,19 @@ async def customers(
     result = await profile.list_customers(context.db, sort_of(order_by), page, matches)
     count = partial(profile.count_customers, context.db, matches)
     return await CustomerConnection.of(context, result, count, fields)
+
+
+# GraphQL names of the patch fields: the traits' names, which the domain speaks.
+PATCH_FIELDS = {column: name for name, (column, _) in PROFILE_FIELDS.items()} | {
+    "attributes": "attributes"
+}
+
+
+async def update_customer(context: Context, id: str, patch: CustomerPatch) -> CustomerPayload:
+    given = {
+        PATCH_FIELDS[name]: value
+        for name, value in vars(patch).items()
+        if name in PATCH_FIELDS and value is not strawberry.UNSET
+    }
+    record = await edit(context.db, parse_uuid_id(id, "Customer"), given, context.actor)
+    return CustomerPayload(customer=Customer.of(record), errors=[])

@@ -9,7 +9,7 @@ from api.context import Context
 from api.ids import parse_uuid_id
 from api.schema.common import UserError
 from api.schema.customers import Customer, MergeRecord
-from api.schema.identities import IdentityType
+from api.schema.identity import IdentityType
 from api.schema.identity_mutations import (
     IdentifyBatchPayload,
     IdentifyInput,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.context import Context
-from api.schema.privacy_types import PiiAttributesPayload
+from api.schema.privacy import PiiAttributesPayload
 from domain.access import privacy
 
 

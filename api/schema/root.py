@@ -16,12 +16,11 @@ from api.payloads import Refusals
 from api.schema.access_ops import AccessMutations, AccessQueries
 from api.schema.activity_ops import ActivityMutations
 from api.schema.change_ops import ChangeMutations, ChangeQueries, ChangeSubscriptions
-from api.schema.customer_ops import CustomerQueries
+from api.schema.customer_ops import CustomerMutations, CustomerQueries
 from api.schema.customers import Customer, MergeRecord
 from api.schema.identity_ops import IdentityMutations, IdentityQueries
 from api.schema.lifecycle_ops import LifecycleMutations, LifecycleQueries
 from api.schema.privacy_ops import PrivacyMutations, PrivacyQueries
-from api.schema.profile_ops import ProfileMutations
 from api.schema.segment_ops import SegmentMutations, SegmentQueries
 from api.schema.segments import Segment
 from api.schema.tag_ops import TagMutations, TagQueries
@@ -49,7 +48,7 @@ Mutation = merge_types(
         TagMutations,
         ChangeMutations,
         SegmentMutations,
-        ProfileMutations,
+        CustomerMutations,
         LifecycleMutations,
         AccessMutations,
         PrivacyMutations,
