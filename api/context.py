@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
-from api.resolvers.loaders import Loaders
-from api.websockets import SocketRegistry
+from api.loaders import Loaders
+from api.sockets import SocketRegistry
 from domain.access.erasure import ErasurePolicy
 from domain.access.keys import Principal
 from service.settings import Settings

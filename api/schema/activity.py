@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from api.ids import to_global_id
 from api.schema.common import PageInfo, UserError
-from api.schema.identities import IdentityInput
+from api.schema.identity import IdentityInput
 from domain.activity.ingest import EventRecord, OrderRecord
 from domain.pagination import Page
 

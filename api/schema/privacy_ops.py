@@ -13,7 +13,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.permissions import ADMIN_ONLY, allow
 from api.resolvers import privacy as privacy_resolvers
-from api.schema.privacy_types import PiiAttributesPayload
+from api.schema.privacy import PiiAttributesPayload
 
 
 @strawberry.type

@@ -1,4 +1,5 @@
-"""Identity types, as admins define them."""
+"""Types of identities: the (type, value) input that names a person, and the identity types
+admins define. The payloads of identify and merges are in api.schema.identity_mutations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inputs and payloads of editing a profile."""
+"""Inputs and payloads of editing a profile: updateCustomer."""
 
 from __future__ import annotations
 
