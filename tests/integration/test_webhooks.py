@@ -261,7 +261,7 @@ async def test_no_event_is_lost_when_the_dispatcher_is_killed_mid_batch_and_rest
     assert len(endpoint.at("/")) > len(customers)
 
 
-async def wait_until_delivered(db: Database, expected: int, timeout: float = 5) -> None:
+async def wait_until_delivered(db: Database, expected: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if len(await deliveries(db, DeliveryStatus.DELIVERED)) == expected:
