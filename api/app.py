@@ -22,11 +22,10 @@ from api.errors import unavailable_answer
 from api.graphql_router import KeyedGraphQLRouter
 from api.request_body import BodyLimit
 from api.schema.root import build_schema
-from domain import tagging
-from domain.access import Principal
-from domain.dispatcher import Dispatcher
-from domain.lifecycle_rules import sweep_every
-from domain.settings import Settings
+from domain.access.keys import Principal
+from service.dispatcher import Dispatcher
+from service.periodic import sweep_lifecycle_every, sweep_tags_every
+from service.settings import Settings
 from store.db import Database
 from store.migrate import migration_status
 from store.pubsub import changes_channel, create_broker
@@ -54,12 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = None
         if settings.lifecycle_sweep_interval_seconds > 0:
             every = settings.lifecycle_sweep_interval_seconds
-            sweeper = asyncio.create_task(sweep_every(state.db, every), name="c360-sweep")
+            sweeper = asyncio.create_task(sweep_lifecycle_every(state.db, every), name="c360-sweep")
         tag_sweeper = None
         if settings.tag_sweep_interval_seconds > 0:
             every = settings.tag_sweep_interval_seconds
             tag_sweeper = asyncio.create_task(
-                tagging.sweep_every(state.db, every), name="c360-tag-sweep"
+                sweep_tags_every(state.db, every), name="c360-tag-sweep"
             )
         yield
         if tag_sweeper is not None:

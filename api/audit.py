@@ -20,7 +20,7 @@ from strawberry.types import Info
 
 from api.ids import from_global_id
 from api.schema.customers import Customer
-from domain import audit
+from domain.access import audit
 from domain.errors import DomainError
 
 log = logging.getLogger("c360.audit")

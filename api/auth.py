@@ -7,7 +7,7 @@ from starlette.requests import HTTPConnection, Request
 
 from api.context import request_db
 from api.errors import UnavailableError, unavailable_answer
-from domain.access import Principal, authenticate
+from domain.access.keys import Principal, authenticate
 
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 

@@ -10,11 +10,11 @@ from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
-from api.resolvers.loaders import Loaders
-from api.websockets import SocketRegistry
-from domain.access import Principal
-from domain.erasure import ErasurePolicy
-from domain.settings import Settings
+from api.loaders import Loaders
+from api.sockets import SocketRegistry
+from domain.access.erasure import ErasurePolicy
+from domain.access.keys import Principal
+from service.settings import Settings
 from store.db import Database
 from store.pubsub import Broker, InProcessBroker
 from store.ratelimit import RateLimiter

@@ -1,6 +1,6 @@
 """Where errors become answers, in one place.
 
-- A DomainError in a mutation becomes `errors: [UserError]` in its payload (`user_errors`).
+- A DomainError in a mutation becomes `errors: [UserError]` in its payload (api.payloads).
 - A DomainError in a query becomes a GraphQL error with `extensions.code` and `field`.
 - The database being unreachable (or refusing connections: too many clients, login refused)
   becomes SERVICE_UNAVAILABLE (HTTP 503): retry later. So does a database that lacks tables

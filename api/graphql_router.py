@@ -38,7 +38,7 @@ from api.context import Context
 from api.execution import DeadlineExceeded
 from api.request_body import check_request, decode_json, error_body
 from api.websockets import KeyedTransportWSHandler
-from domain.access import authenticate
+from domain.access.keys import authenticate
 
 log = logging.getLogger("c360.api")
 

@@ -47,7 +47,7 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from api.query_measure import Measure, measure
-from domain.settings import Settings
+from service.settings import Settings
 
 
 class NoIntrospection(NoSchemaIntrospectionCustomRule):

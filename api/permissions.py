@@ -9,7 +9,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
 from api.audit import AuditTrail
-from domain.access import Role
+from domain.access.keys import Role
 
 
 class RoleIn(BasePermission):

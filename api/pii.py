@@ -5,7 +5,7 @@
 - `pii_identities()` on Customer.identities: identities of PII types are left out for partners
   (Identity.value is non-null in the contract, so the identity goes, not just its value).
 - `no_pii_inference()` on root fields that filter, sort or look profiles up: refuses partners
-  the inputs that would reveal PII without showing it (domain.privacy says which), a segment
+  the inputs that would reveal PII without showing it (domain.access.privacy says which), a segment
   whose condition reads PII included.
 - `pii_condition()` on every field that shows a stored condition: the literals of leaves that
   compare PII read as null for partners.
@@ -18,7 +18,7 @@
 - `refuse_pii_segment` and `change_masker` do the same for change feeds.
 
 No resolver checks a role for PII itself: these extensions are the one place, and
-domain.privacy's PiiPolicy the one statement of what is PII.
+domain.access.privacy's PiiPolicy the one statement of what is PII.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from strawberry.types import Info
 from api.execution import ReadGuard
 from api.ids import parse_uuid_id
 from api.schema.conditions import condition_dict
-from domain.access import Principal, Role
-from domain.dispatch import ChangeRecord
+from domain.access.keys import Principal, Role
+from domain.access.privacy import MASKED_TEXT, PII_SORTS, PiiPolicy
+from domain.delivery.dispatch import ChangeRecord
 from domain.errors import Forbidden
-from domain.privacy import MASKED_TEXT, PII_SORTS, PiiPolicy
 
 # Arguments that carry a condition, by their Python names.
 CONDITION_ARGUMENTS = ("where", "condition")

@@ -10,28 +10,24 @@ schema type bounds:
     JSON        every number in it as above (NaN, Infinity, 2^70 and 400-digit numbers are not)
 
 A refusal names the offending argument's path, as the client spelled it. A mutation answers
-with its payload carrying the UserError and nothing else (it changes nothing); any other field
-answers with a coded GraphQL error with the same `field`. Text (U+0000, lone surrogates) is
-checked earlier, for every field, by api.limits.
+with its payload carrying the UserError and nothing else (api.payloads; it changes nothing);
+any other field answers with a coded GraphQL error with the same `field`. Text (U+0000, lone
+surrogates) is checked earlier, for every field, by api.limits.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from graphql import OperationType
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.types import Info
-from strawberry.types.base import StrawberryList, StrawberryOptional, has_object_definition
+from strawberry.types.base import has_object_definition
 from strawberry.types.field import StrawberryField
 from strawberry.utils.str_converters import to_camel_case
 
-from api.schema.common import UserError
-from domain.errors import DomainError
 from domain.values import check_json, check_moment, check_number
 
 Path = tuple[str | int, ...]
@@ -44,26 +40,19 @@ class ValueGuard(FieldExtension):
         self.field = field
 
     def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
-        refused = self._refusal(info, kwargs)
-        return refused if refused is not None else next_(source, info, **kwargs)
+        self._check(kwargs)
+        return next_(source, info, **kwargs)
 
     async def resolve_async(
         self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
     ) -> Any:
-        refused = self._refusal(info, kwargs)
-        return refused if refused is not None else await next_(source, info, **kwargs)
+        self._check(kwargs)
+        return await next_(source, info, **kwargs)
 
-    def _refusal(self, info: Info, kwargs: dict[str, Any]) -> Any:
-        """None when every argument can be stored; else a mutation's refused payload (any
-        other field raises the DomainError)."""
-        try:
-            for name, value in kwargs.items():
-                check_value(value, (_argument_name(self.field, name),))
-        except DomainError as error:
-            if info.operation.operation is OperationType.MUTATION:
-                return refused_payload(self.field.type, error)
-            raise
-        return None
+    def _check(self, kwargs: dict[str, Any]) -> None:
+        """Raises the DomainError of the first argument no database can hold."""
+        for name, value in kwargs.items():
+            check_value(value, (_argument_name(self.field, name),))
 
 
 def check_value(value: Any, path: Path) -> None:
@@ -97,26 +86,3 @@ def _argument_name(field: Any, python_name: str) -> str:
         if argument.python_name == python_name:
             return str(argument.graphql_name or to_camel_case(python_name))
     return to_camel_case(python_name)
-
-
-def refused_payload(payload_type: Any, error: DomainError) -> Any:
-    """`payload_type` holding only `error`: null objects, empty lists, zero counts."""
-    if not dataclasses.is_dataclass(payload_type) or not has_object_definition(payload_type):
-        raise error
-    values: dict[str, Any] = {}
-    for field in payload_type.__strawberry_definition__.fields:
-        if field.base_resolver is not None:
-            continue
-        if field.python_name == "errors":
-            values["errors"] = [UserError.of(error)]
-        elif isinstance(field.type, StrawberryOptional):
-            values[field.python_name] = None
-        elif isinstance(field.type, StrawberryList):
-            values[field.python_name] = []
-        elif field.type is int:
-            values[field.python_name] = 0
-        elif field.type is bool:
-            values[field.python_name] = False
-        else:
-            raise error  # no empty value to give: the error goes out as a GraphQL error
-    return payload_type(**values)

@@ -1,7 +1,8 @@
 """Websockets held to their API key for as long as they live, and capped per key.
 
 A socket is authenticated once, at connection_init (api.graphql_router); a key revoked after
-that must not keep it. Each process keeps a `SocketRegistry` of its open sockets by key:
+that must not keep it. Each process keeps a `SocketRegistry` (api.sockets) of its open sockets
+by key:
 
 - `revokeApiKey` closes the key's sockets in its own process at once (`close_key`);
 - a watcher re-checks the keys of the process's open sockets against the database every
@@ -26,15 +27,12 @@ the client as an `error` message carrying its code, where strawberry would send 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
-from sqlalchemy.engine import make_url
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -44,16 +42,13 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
 )
 
-from domain.access import inactive_keys
-from domain.settings import Settings
-from store.db import Database, is_unavailable
-from store.slots import LEASE_SECONDS, Slots
+from api.context import Context
+from api.sockets import SocketRegistry
+from domain.access.keys import inactive_keys
+from store.db import is_unavailable
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
     from strawberry.schema.schema import StreamResult
-
-    from api.context import Context
 
 log = logging.getLogger("c360.websockets")
 
@@ -75,7 +70,7 @@ def _coded(code: str, message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
 
-class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler["Context", None]):
+class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with each socket registered under its key while it is open."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -161,75 +156,3 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler["Context", None]):
         finally:
             if self.key_id is not None:
                 await self.registry.leave(self, self.key_id)
-
-
-class SocketRegistry:
-    """This process's open sockets by key, the watcher of their keys, and the caps."""
-
-    def __init__(self, settings: Settings, db: Database, redis: Redis | None) -> None:
-        self.settings = settings
-        self.db = db
-        self.slots = Slots(redis, f"c360:ws:{make_url(settings.database_url).database}")
-        self._sockets: dict[uuid.UUID, set[KeyedTransportWSHandler]] = {}
-        self._operations: set[tuple[str, str]] = set()
-        self._watcher: asyncio.Task[None] | None = None
-
-    async def admit(self, handler: KeyedTransportWSHandler, key_id: uuid.UUID) -> bool:
-        cap = self.settings.ws_max_connections_per_key
-        if not await self.slots.acquire(f"sockets:{key_id}", handler.socket_id, cap):
-            return False
-        self._sockets.setdefault(key_id, set()).add(handler)
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.create_task(self._watch(), name="c360-ws-keys")
-        return True
-
-    async def leave(self, handler: KeyedTransportWSHandler, key_id: uuid.UUID) -> None:
-        held = self._sockets.get(key_id)
-        if held is not None:
-            held.discard(handler)
-            if not held:
-                del self._sockets[key_id]
-        if not self._sockets and self._watcher is not None:
-            self._watcher.cancel()  # nothing left to watch; `admit` starts another
-            self._watcher = None
-        await self.slots.release(f"sockets:{key_id}", handler.socket_id)
-
-    async def start_operation(self, key_id: uuid.UUID, member: str) -> bool:
-        group = f"operations:{key_id}"
-        if not await self.slots.acquire(group, member, self.settings.ws_max_subscriptions_per_key):
-            return False
-        self._operations.add((group, member))
-        return True
-
-    async def end_operation(self, key_id: uuid.UUID, member: str) -> None:
-        group = f"operations:{key_id}"
-        self._operations.discard((group, member))
-        await self.slots.release(group, member)
-
-    async def close_key(self, key_id: uuid.UUID) -> None:
-        """Close every socket of `key_id` in this process (the key was revoked)."""
-        for handler in list(self._sockets.get(key_id, ())):
-            await handler.close_revoked()
-
-    def _held(self) -> list[tuple[str, str]]:
-        sockets = [
-            (f"sockets:{key_id}", handler.socket_id)
-            for key_id, handlers in self._sockets.items()
-            for handler in handlers
-        ]
-        return sockets + list(self._operations)
-
-    async def _watch(self) -> None:
-        refreshed = time.monotonic()
-        while self._sockets:
-            await asyncio.sleep(self.settings.ws_key_check_interval_seconds)
-            try:
-                revoked = await inactive_keys(self.db, list(self._sockets))
-            except Exception as error:  # the database is down: sockets stay until it answers
-                log.warning("websockets: could not re-check keys: %s", error)
-                continue
-            for key_id in revoked:
-                await self.close_key(key_id)
-            if time.monotonic() - refreshed > LEASE_SECONDS / 3:
-                await self.slots.refresh(self._held())
-                refreshed = time.monotonic()

@@ -27,8 +27,8 @@ from rich.table import Table
 from sqlalchemy import insert, select, text
 
 from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
-from domain.activity import EventItem, OrderItem, record_orders, track_events
-from domain.identity import IdentifyInput, identify_batch
+from domain.activity.ingest import EventItem, OrderItem, record_orders, track_events
+from domain.identity.linking import IdentifyInput, identify_batch
 from store.db import Database
 from store.models import Customer, Event, Order
 

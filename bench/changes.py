@@ -42,9 +42,9 @@ from sqlalchemy.engine import URL
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import DEFAULT_URL, fresh_database, server_sql, server_url, write_results
-from domain.access import Role, create_api_key
+from domain.access.keys import Role, create_api_key
 from domain.changes import Change, record_changes
-from domain.webhooks import define_webhook
+from domain.delivery.webhooks import define_webhook
 from store.db import Database
 from store.models import WebhookDelivery
 

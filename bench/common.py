@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL, make_url
 
-from domain.bootstrap import ensure_reference_data
+from service.bootstrap import ensure_reference_data
 from store.db import Database
 from store.migrate import upgrade
 

@@ -43,9 +43,9 @@ from api.app import create_app
 from api.schema.root import build_schema
 from bench.common import fresh_database, server_url
 from bench.hostile import JSON, SETUP, Probe, probes
-from domain.access import Role, create_api_key
-from domain.bootstrap import ensure_reference_data
-from domain.settings import Settings
+from domain.access.keys import Role, create_api_key
+from service.bootstrap import ensure_reference_data
+from service.settings import Settings
 from store.db import Database
 from store.migrate import upgrade
 

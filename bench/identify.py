@@ -42,7 +42,7 @@ from bench.common import (
     server_url,
     write_results,
 )
-from domain.identity import IdentifyInput, identify_batch
+from domain.identity.linking import IdentifyInput, identify_batch
 from store.db import Database
 from store.models import Customer, Identity, MergeRecord, OutboxEvent
 from store.types import utcnow

@@ -33,8 +33,8 @@ from rich.table import Table
 from sqlalchemy import text
 
 from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
-from domain.funnel import funnel
-from domain.lifecycle_rules import SWEEP_BATCH_SIZE
+from domain.lifecycle.funnel import funnel
+from domain.lifecycle.rules import SWEEP_BATCH_SIZE
 from store.db import Database
 
 # Path shapes by customer number mod 10: 0 -> 1 stage, 1-2 -> 2, 3-5 -> 3, 6-7 -> 4, 8 -> 5,

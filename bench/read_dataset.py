@@ -6,7 +6,8 @@ Per customer (drawn once into a scratch table, so every child table agrees with 
 1-6 identities (email, phone, device, WeChat openid/unionid, CRM id, in that order), 0-12 tags
 of 40 (skewed, 8% with a future expiry, 3% already expired), 1-5 stage transitions along the
 funnel, 0-40 orders (5% refunded) and 0-200 events, both long-tailed (most customers have few,
-some many: mean about 10 orders and 40 events). Metrics come from `domain.metrics.recompute_all`
+some many: mean about 10 orders and 40 events). Metrics come from
+`domain.activity.metrics.recompute_all`
 over those rows; `last_seen_at` is the last activity (or creation). Child rows are inserted in
 customer-id order, which keeps index maintenance sequential and the build fast; a customer's
 rows are therefore adjacent on disk, as they would be after a CLUSTER.
@@ -22,8 +23,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, literal, select, text, update
 
-from domain import metrics
-from domain.segments import SegmentDraft, customer_filter, define_segment
+from domain.activity import metrics
+from domain.segments.definitions import SegmentDraft, customer_filter, define_segment
 from domain.tags import TagSpec, define_tag
 from store.db import Database
 from store.models import Customer, Segment, SegmentMembership

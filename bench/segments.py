@@ -44,8 +44,9 @@ from rich.table import Table
 from sqlalchemy import func, select, text
 
 from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
-from domain import profile, segments
+from domain import profile
 from domain.pagination import PageRequest
+from domain.segments import definitions as segments
 from store.db import Database
 from store.models import Customer
 

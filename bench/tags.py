@@ -40,9 +40,11 @@ from rich.table import Table
 from sqlalchemy import event, text
 
 from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
-from domain import rule_tags, segments, tagging, tags
-from domain.lifecycle_rules import sweep as lifecycle_sweep
-from domain.tagging import Assignment, InSegment
+from domain import cascade, tags
+from domain.lifecycle.rules import sweep as lifecycle_sweep
+from domain.segments import definitions as segments
+from domain.tagging import bulk as tagging
+from domain.tagging.bulk import Assignment, InSegment
 from domain.tags import TagSpec
 from store.db import Database
 
@@ -262,8 +264,8 @@ async def _rules(server: Any, customers: int, count: int) -> dict[str, Any]:
         initial = await _timed(counter, define_all)
         await _autocommit(db, *CHANGE.split(";"), "VACUUM ANALYZE tag_assignments")
         await checkpoint(server)
-        changed = await _timed(counter, lambda: rule_tags.reevaluate_all(db))
-        steady = await _timed(counter, lambda: rule_tags.reevaluate_all(db))
+        changed = await _timed(counter, lambda: cascade.reevaluate_rule_tags(db))
+        steady = await _timed(counter, lambda: cascade.reevaluate_rule_tags(db))
         moved = {
             "assigned": sum(r.assigned for r in changed["result"]),
             "removed": sum(r.removed for r in changed["result"]),

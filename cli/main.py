@@ -14,21 +14,21 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from domain import metrics
-from domain.access import (
+from domain.access.keys import (
     create_api_key,
     list_api_keys,
     parse_key_id,
     parse_role,
     revoke_api_key,
 )
-from domain.bootstrap import ensure_reference_data
-from domain.demo import seed_demo as run_seed
+from domain.activity import metrics
 from domain.errors import DomainError
-from domain.lifecycle_rules import SWEEP_BATCH_SIZE
-from domain.lifecycle_rules import sweep as lifecycle_sweep
+from domain.lifecycle.rules import SWEEP_BATCH_SIZE
+from domain.lifecycle.rules import sweep as lifecycle_sweep
 from domain.profile import count_customers
-from domain.settings import Settings
+from service.bootstrap import ensure_reference_data
+from service.demo import seed_demo as run_seed
+from service.settings import Settings
 from store import migrate as migrations
 from store.db import Database
 
@@ -99,7 +99,7 @@ def recompute_metrics() -> None:
 def refresh_segments() -> None:
     """Recompute every materialized segment's members (the periodic job: run it from cron),
     recording who entered and left."""
-    from domain.segments import refresh_all
+    from domain.segments.definitions import refresh_all
 
     results = with_database(refresh_all, Settings())
     entered, exited = sum(r.entered for r in results), sum(r.exited for r in results)
@@ -128,7 +128,7 @@ def sweep_tags() -> None:
     """Remove expired tag assignments (recorded as EXPIRED) and re-evaluate every RULE tag over
     all profiles: conditions that time alone makes true need it; `serve` also does this every
     tag_sweep_interval_seconds."""
-    from domain.tagging import sweep as tag_sweep
+    from domain.tagging.bulk import sweep as tag_sweep
 
     started = time.perf_counter()
     result = with_database(tag_sweep, Settings())
@@ -153,7 +153,7 @@ def lifecycle_preset(
     ] = None,
 ) -> None:
     """Replace the lifecycle model with a preset; customers of dropped stages need --map."""
-    from domain.lifecycle_config import ModelRefused, apply_preset
+    from domain.lifecycle.config import ModelRefused, apply_preset
 
     pairs = [item.partition("=") for item in mapping or []]
     if any(not old or not new for old, _, new in pairs):
@@ -246,7 +246,7 @@ def dispatch() -> None:
     """Run the change dispatcher in this process: outbox to subscribers and webhooks, triggers."""
     from redis.asyncio import Redis
 
-    from domain.dispatcher import Dispatcher
+    from service.dispatcher import Dispatcher
     from store.pubsub import changes_channel, create_broker
 
     settings = Settings()

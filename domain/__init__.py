@@ -1,0 +1,11 @@
+__all__ = [
+    "cascade",
+    "changes",
+    "errors",
+    "history",
+    "pagination",
+    "profile",
+    "profile_bundle",
+    "tags",
+    "values",
+]

@@ -32,7 +32,7 @@ KINDS = frozenset(
         "stage.changed",
         "segment.entered",
         "segment.exited",
-        # time-based triggers (domain.triggers)
+        # time-based triggers (domain.delivery.triggers)
         "customer.birthday",
         "customer.inactive",
         "cart.abandoned",

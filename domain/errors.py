@@ -8,7 +8,7 @@
     │   │   ERASED_IDENTITY, INVALID_MERGE, UNMERGE_NOT_POSSIBLE
     │   ├── codes of the lifecycle: INVALID_TRANSITION (setStage off the model's edges),
     │   │   UNKNOWN_STAGE, UNKNOWN_PRESET; configureLifecycle lists every problem at once
-    │   │   (domain.lifecycle_config.ModelRefused.errors), with the condition language's codes and
+    │   │   (domain.lifecycle.config.ModelRefused.errors), with the condition language's codes and
     │   │   INVALID_MODEL, UNREACHABLE_STAGE, UNREACHABLE_RULE (no edge into its target),
     │   │   STAGE_MAPPING_REQUIRED (profiles would be left in a dropped stage)
     │   ├── codes of the condition language (field: the path of the bad node, e.g.

@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.condition_sql import CustomerFilter
+from domain.conditions.sql import CustomerFilter
 from domain.errors import InvalidInput
-from domain.identity_types import load_identity_types
-from domain.normalize import normalize
+from domain.identity.normalize import normalize
+from domain.identity.types import load_identity_types
 from domain.pagination import Page, PageRequest, SortKey, apply_keyset, build_page
 from store.db import Database
 from store.models import Customer, CustomerMetrics, Identity, MergeRecord

@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import privacy, rule_tags
+import domain.access.privacy as privacy
+import domain.cascade as cascade
+import domain.tagging.rules as rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.history import HistoryQuery, newest_first_pages
 from domain.pagination import Page
@@ -114,7 +116,7 @@ class TagSpec:
     kind: str | None = None
     condition: dict[str, Any] | None = None
     default_ttl_days: int | None = None
-    pii: bool | None = None  # not given: domain.privacy.tag_is_pii_by_default decides
+    pii: bool | None = None  # not given: domain.access.privacy.tag_is_pii_by_default decides
 
 
 def check_value(
@@ -251,7 +253,7 @@ async def define_tag(
         session.add(row)
         await session.flush()
         if row.kind == "RULE":
-            await rule_tags.after_definition(session, row.key, now, actor)
+            await cascade.follow_rule_definition(session, row.key, now, actor)
         return _record(row)
 
     return await db.transact(work)
@@ -309,7 +311,7 @@ async def update_tag(
         row.updated_at = now
         await session.flush()
         if spec.condition is not None and not row.archived:
-            await rule_tags.after_definition(session, row.key, now, actor)
+            await cascade.follow_rule_definition(session, row.key, now, actor)
         return _record(row)
 
     return await db.transact(work)

@@ -11,7 +11,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from domain.settings import Settings
+from service.settings import Settings
 from store.db import create_engine
 from store.migrate import compared
 from store.models import Base

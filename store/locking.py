@@ -1,22 +1,32 @@
-"""Claiming rows for work when several processes poll the same table: the one dialect
-difference of the change dispatcher."""
+"""Locks, one function per purpose: claiming rows for work when several processes poll the same
+table, and the advisory locks that keep concurrent writers apart.
+
+PostgreSQL locks rows or advisory keys; SQLite has neither, and needs neither: a write
+transaction takes the database lock at BEGIN (`store.db`), so every writer is alone already.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.sqlfuncs import on_postgresql
 
-def skip_locked(statement: Select[*tuple[Any, ...]], dialect: str) -> Select[*tuple[Any, ...]]:
+
+def skip_locked(
+    session: AsyncSession, statement: Select[*tuple[Any, ...]]
+) -> Select[*tuple[Any, ...]]:
     """Lock the selected rows and pass over rows another transaction holds.
 
     PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent dispatchers split the work instead of
     queueing behind each other. SQLite has no row locks: a write transaction takes the database
     lock at BEGIN (`store.db`), so claims there are serialized whole and need nothing more.
     """
-    if dialect == "postgresql":
+    if on_postgresql(session):
         return statement.with_for_update(skip_locked=True)
     return statement
 
@@ -32,7 +42,7 @@ async def hold_lifecycle_model(session: AsyncSession, *, exclusive: bool) -> Non
     PostgreSQL: a transaction-scoped advisory lock, in memory, no row is written. SQLite: the
     write transaction already excludes every other writer.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if not on_postgresql(session):
         return
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     await session.execute(text(f"SELECT {function}(:key)"), {"key": LIFECYCLE_MODEL_LOCK})
@@ -43,5 +53,32 @@ async def hold_rule_tags(session: AsyncSession) -> None:
     conditions, the segments they name): two such changes checked side by side could each
     pass the cycle check and close a cycle together. PostgreSQL: an advisory lock; SQLite:
     the write transaction already excludes every other writer."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RULE_TAGS_LOCK})
+
+
+def identity_lock_key(kind: str, value: str) -> int:
+    """The advisory lock key of the identifier (kind, value): 64 bits of its hash."""
+    digest = hashlib.blake2b(f"{kind}\x00{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def hold_identities(session: AsyncSession, identifiers: Iterable[tuple[str, str]]) -> None:
+    """Until the transaction ends, be the only one resolving these (kind, value) identifiers,
+    attached to a profile or not yet: a row lock cannot hold an identifier nobody has written.
+
+    PostgreSQL: one advisory lock per identifier, taken in key order in one statement so that
+    two batches naming the same identifiers cannot deadlock. SQLite: the write transaction
+    already excludes every other writer."""
+    if not on_postgresql(session):
+        return
+    ordered = sorted({identity_lock_key(kind, value) for kind, value in identifiers})
+    if not ordered:
+        return
+    await session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(k) FROM "
+            "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS s"
+        ),
+        {"keys": ordered},
+    )

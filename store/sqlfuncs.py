@@ -1,4 +1,8 @@
-"""The few SQL expressions whose spelling differs between SQLite and PostgreSQL."""
+"""The few SQL expressions whose spelling differs between SQLite and PostgreSQL.
+
+Each takes the session the statement will run on and picks its spelling from the session's
+dialect, so the domain builds one statement for both backends and never asks which one it is on.
+"""
 
 from __future__ import annotations
 
@@ -21,31 +25,37 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.types import UTCDateTime
 
 
-def days_since(dialect: str, moment: Any, now: datetime) -> ColumnElement[Any]:
+def on_postgresql(session: AsyncSession) -> bool:
+    """Whether `session` runs on PostgreSQL (otherwise: SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def days_since(session: AsyncSession, moment: Any, now: datetime) -> ColumnElement[Any]:
     """Fractional days from `moment` to `now` (NULL when `moment` is NULL)."""
     bound = bindparam(None, now, type_=UTCDateTime())
-    if dialect == "postgresql":
+    if on_postgresql(session):
         return cast(extract("epoch", bound - moment), Float) / 86400.0
     return func.julianday(bound) - func.julianday(moment)
 
 
-def new_uuid(dialect: str) -> ColumnElement[Any]:
+def new_uuid(session: AsyncSession) -> ColumnElement[Any]:
     """A random UUID made by the database, for rows written by INSERT ... SELECT."""
-    if dialect == "postgresql":
+    if on_postgresql(session):
         return func.gen_random_uuid()
     return func.lower(func.hex(func.randomblob(16)))  # how the Uuid type stores one on SQLite
 
 
 def pair_in(
-    dialect: str, first: Any, second: Any, pairs: Sequence[tuple[str, str]]
+    session: AsyncSession, first: Any, second: Any, pairs: Sequence[tuple[str, str]]
 ) -> ColumnElement[bool]:
     """(first, second) IN pairs. On PostgreSQL the pairs travel as two arrays and are joined
     from unnest(): a long literal IN list of row values plans as one index probe per pair."""
-    if dialect != "postgresql":
+    if not on_postgresql(session):
         return tuple_(first, second).in_(pairs)
     left = bindparam(None, [p[0] for p in pairs], type_=ARRAY(String()))
     right = bindparam(None, [p[1] for p in pairs], type_=ARRAY(String()))
@@ -53,27 +63,27 @@ def pair_in(
     return tuple_(first, second).in_(select(rows.c.a, rows.c.b))
 
 
-def days_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
+def days_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
     """Fractional days from `start` to `end`, both expressions (NULL when either is)."""
-    if dialect == "postgresql":
+    if on_postgresql(session):
         return cast(extract("epoch", end - start), Float) / 86400.0
     return func.julianday(end) - func.julianday(start)
 
 
-def json_object(dialect: str, **members: Any) -> ColumnElement[Any]:
+def json_object(session: AsyncSession, /, **members: Any) -> ColumnElement[Any]:
     """A JSON object built in SQL from expressions, for rows written by INSERT ... SELECT."""
     arguments = [part for key, value in members.items() for part in (literal(key), value)]
-    if dialect == "postgresql":
+    if on_postgresql(session):
         return func.jsonb_build_object(*arguments)
     return func.json_object(*arguments)
 
 
-def medians(dialect: str, source: Any, group: str, value: str) -> Select[Any]:
+def medians(session: AsyncSession, source: Any, group: str, value: str) -> Select[Any]:
     """(group, median of value) per group of the subquery `source`; the median of an even
     count is the mean of its two middle values. PostgreSQL has the aggregate; SQLite ranks the
     values with window functions and averages the middle one or two."""
     key, number = source.c[group], source.c[value]
-    if dialect == "postgresql":
+    if on_postgresql(session):
         return select(key, func.percentile_cont(0.5).within_group(number)).group_by(key)
     place = func.row_number().over(partition_by=key, order_by=number).label("place")
     size = func.count().over(partition_by=key).label("size")

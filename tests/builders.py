@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.identity_types import load_identity_types
-from domain.normalize import normalize
+from domain.identity.normalize import normalize
+from domain.identity.types import load_identity_types
 from store.db import Database
 from store.models import Customer, Identity, StageTransition, TagAssignment, TagDefinition
 from store.types import utcnow

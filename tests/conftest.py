@@ -23,9 +23,9 @@ from sqlalchemy import delete, event, text
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
-from domain.access import Role, create_api_key
-from domain.bootstrap import ensure_reference_data
-from domain.settings import Settings
+from domain.access.keys import Role, create_api_key
+from service.bootstrap import ensure_reference_data
+from service.settings import Settings
 from store.db import Database
 from store.migrate import upgrade
 from store.models import Base

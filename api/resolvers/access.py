@@ -16,9 +16,8 @@ from api.schema.access import (
     CreateApiKeyPayload,
     ErasePayload,
 )
-from api.schema.common import UserError
-from domain import access, audit, erasure, export
-from domain.errors import DomainError
+from domain.access import audit, erasure, export
+from domain.access import keys as access
 from domain.pagination import PageRequest
 
 
@@ -27,18 +26,12 @@ async def api_keys(context: Context) -> list[ApiKey]:
 
 
 async def create_api_key(context: Context, name: str, role: access.Role) -> CreateApiKeyPayload:
-    try:
-        new = await access.create_api_key(context.db, name, role)
-    except DomainError as error:
-        return CreateApiKeyPayload(key=None, secret=None, errors=[UserError.of(error)])
+    new = await access.create_api_key(context.db, name, role)
     return CreateApiKeyPayload(key=ApiKey.of(new.record), secret=new.secret, errors=[])
 
 
 async def revoke_api_key(context: Context, id: str) -> ApiKeyPayload:
-    try:
-        record = await access.revoke_api_key(context.db, parse_uuid_id(id, "ApiKey"))
-    except DomainError as error:
-        return ApiKeyPayload(key=None, errors=[UserError.of(error)])
+    record = await access.revoke_api_key(context.db, parse_uuid_id(id, "ApiKey"))
     # This process's sockets of the key close now; other processes' within their next check.
     await context.state.sockets.close_key(record.id)
     return ApiKeyPayload(key=ApiKey.of(record), errors=[])
@@ -55,15 +48,12 @@ async def audit_log(
 
 
 async def erase_customer(context: Context, id: str) -> ErasePayload:
-    try:
-        erased = await erasure.erase_customer(
-            context.db,
-            parse_uuid_id(id, "Customer"),
-            context.actor,
-            context.settings.erasure_salt,
-        )
-    except DomainError as error:
-        return ErasePayload(erased_id=None, errors=[UserError.of(error)])
+    erased = await erasure.erase_customer(
+        context.db,
+        parse_uuid_id(id, "Customer"),
+        context.actor,
+        context.settings.erasure_salt,
+    )
     return ErasePayload.of(erased)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from api.context import Context
 from api.schema.activity import EventInput, OrderInput, RecordOrdersPayload, TrackEventsPayload
 from api.schema.common import UserError
-from domain import activity
+from domain.activity import ingest as activity
 from domain.errors import InvalidInput
 
 

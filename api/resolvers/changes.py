@@ -17,12 +17,12 @@ from api.schema.changes import (
     WebhookDeliveryPayload,
     WebhookPayload,
 )
-from api.schema.common import PageInfo, UserError
-from domain import webhooks
-from domain.change_feed import FeedFilter, watch
-from domain.errors import DomainError, InvalidInput
+from api.schema.common import PageInfo
+from domain.delivery import webhooks
+from domain.delivery.feed import FeedFilter, watch
+from domain.delivery.webhooks import DeliveryRecord, DeliveryStatus
+from domain.errors import InvalidInput
 from domain.pagination import PageRequest
-from domain.webhooks import DeliveryRecord, DeliveryStatus
 
 
 def _delivery_id(global_id: str, field: str = "id") -> int:
@@ -71,26 +71,17 @@ async def list_deliveries(
 async def define_webhook(
     context: Context, url: str, kinds: list[str], secret: str
 ) -> WebhookPayload:
-    try:
-        record = await webhooks.define_webhook(context.db, url, kinds, secret, context.actor)
-    except DomainError as error:
-        return WebhookPayload(webhook=None, errors=[UserError.of(error)])
+    record = await webhooks.define_webhook(context.db, url, kinds, secret, context.actor)
     return WebhookPayload(webhook=Webhook.of(record), errors=[])
 
 
 async def delete_webhook(context: Context, id: str) -> DeleteWebhookPayload:
-    try:
-        await webhooks.delete_webhook(context.db, parse_uuid_id(id, "Webhook"))
-    except DomainError as error:
-        return DeleteWebhookPayload(deleted_id=None, errors=[UserError.of(error)])
+    await webhooks.delete_webhook(context.db, parse_uuid_id(id, "Webhook"))
     return DeleteWebhookPayload(deleted_id=id, errors=[])  # type: ignore[arg-type]
 
 
 async def replay_delivery(context: Context, id: str) -> WebhookDeliveryPayload:
-    try:
-        record = await webhooks.replay_delivery(context.db, _delivery_id(id))
-    except DomainError as error:
-        return WebhookDeliveryPayload(delivery=None, errors=[UserError.of(error)])
+    record = await webhooks.replay_delivery(context.db, _delivery_id(id))
     [delivery] = await _with_webhooks(context, [record])
     return WebhookDeliveryPayload(delivery=delivery, errors=[])
 

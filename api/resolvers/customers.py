@@ -1,27 +1,31 @@
-"""Query resolvers for profiles: parse the arguments, ask the domain, map the records."""
+"""Resolvers of profiles: parse the arguments, ask the domain, map the records."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from functools import partial
+
+import strawberry
 
 from api.context import Context
 from api.ids import from_global_id, parse_uuid_id
-from api.schema.common import PageInfo
 from api.schema.conditions import ConditionInput, condition_dict
+from api.schema.customer_mutations import CustomerPatch, CustomerPayload
 from api.schema.customers import (
     Customer,
     CustomerConnection,
-    CustomerEdge,
     CustomerOrder,
     MergeRecord,
     SortDirection,
 )
-from api.schema.identities import IdentityInput
+from api.schema.identity import IdentityInput
 from api.schema.segments import Segment
-from domain import profile, segments
+from domain import profile
 from domain.errors import InvalidInput
-from domain.pagination import Page, PageRequest
+from domain.identity.editing import update_customer as edit
+from domain.identity.traits import PROFILE_FIELDS
+from domain.pagination import PageRequest
+from domain.segments import definitions as segments
 
 
 async def customer(
@@ -85,23 +89,20 @@ async def customers(
     )
     result = await profile.list_customers(context.db, sort_of(order_by), page, matches)
     count = partial(profile.count_customers, context.db, matches)
-    return await customer_connection(context, result, count, fields)
+    return await CustomerConnection.of(context, result, count, fields)
 
 
-async def customer_connection(
-    context: Context,
-    result: Page[profile.CustomerRecord],
-    count: Callable[[], Awaitable[int]],
-    fields: Collection[str],
-) -> CustomerConnection:
-    """A page of profiles as a connection, the lists `fields` selects prefetched; `count`
-    runs only if totalCount is asked for."""
-    await context.loaders.prefetch([record.id for record in result.items], fields)
-    return CustomerConnection(
-        edges=[
-            CustomerEdge(node=Customer.of(record), cursor=cursor)
-            for record, cursor in zip(result.items, result.cursors, strict=True)
-        ],
-        page_info=PageInfo.of(result),  # type: ignore[arg-type]
-        count=count,
-    )
+# GraphQL names of the patch fields: the traits' names, which the domain speaks.
+PATCH_FIELDS = {column: name for name, (column, _) in PROFILE_FIELDS.items()} | {
+    "attributes": "attributes"
+}
+
+
+async def update_customer(context: Context, id: str, patch: CustomerPatch) -> CustomerPayload:
+    given = {
+        PATCH_FIELDS[name]: value
+        for name, value in vars(patch).items()
+        if name in PATCH_FIELDS and value is not strawberry.UNSET
+    }
+    record = await edit(context.db, parse_uuid_id(id, "Customer"), given, context.actor)
+    return CustomerPayload(customer=Customer.of(record), errors=[])

@@ -9,7 +9,7 @@ from api.context import Context
 from api.ids import parse_uuid_id
 from api.schema.common import UserError
 from api.schema.customers import Customer, MergeRecord
-from api.schema.identities import IdentityType
+from api.schema.identity import IdentityType
 from api.schema.identity_mutations import (
     IdentifyBatchPayload,
     IdentifyInput,
@@ -20,9 +20,11 @@ from api.schema.identity_mutations import (
     MergePayload,
     UnmergePayload,
 )
-from domain import identity, merging, profile
+from domain import profile
 from domain.errors import DomainError, InvalidInput
-from domain.identity_types import IdentityTypeSpec, define_identity_type
+from domain.identity import linking as identity
+from domain.identity import merging
+from domain.identity.types import IdentityTypeSpec, define_identity_type
 
 
 def _domain_input(item: IdentifyInput) -> identity.IdentifyInput:
@@ -78,17 +80,14 @@ async def identify_many(
             f"a batch holds at most {limit} inputs", field=["inputs"], code="BATCH_TOO_LARGE"
         )
         return IdentifyBatchPayload(results=[], errors=[UserError.of(error)])
-    try:
-        results = await identity.identify_batch(
-            context.db,
-            [_domain_input(item) for item in inputs],
-            region=context.settings.default_phone_region,
-            actor=context.actor,
-            idempotency_key=idempotency_key,
-            erased=context.erasure,
-        )
-    except DomainError as error:
-        return IdentifyBatchPayload(results=[], errors=[UserError.of(error)])
+    results = await identity.identify_batch(
+        context.db,
+        [_domain_input(item) for item in inputs],
+        region=context.settings.default_phone_region,
+        actor=context.actor,
+        idempotency_key=idempotency_key,
+        erased=context.erasure,
+    )
     customers, merges = await _outcomes(context, results)
     return IdentifyBatchPayload(
         results=[
@@ -108,16 +107,13 @@ async def identify_many(
 async def merge_customers(
     context: Context, survivor: str, merged: str, reason: str | None
 ) -> MergePayload:
-    try:
-        view = await merging.merge_customers(
-            context.db,
-            parse_uuid_id(survivor, "Customer", "survivor"),
-            parse_uuid_id(merged, "Customer", "merged"),
-            reason,
-            context.actor,
-        )
-    except DomainError as error:
-        return MergePayload(merge=None, customer=None, errors=[UserError.of(error)])
+    view = await merging.merge_customers(
+        context.db,
+        parse_uuid_id(survivor, "Customer", "survivor"),
+        parse_uuid_id(merged, "Customer", "merged"),
+        reason,
+        context.actor,
+    )
     record = await profile.get_customer(context.db, view.survivor_id)
     return MergePayload(
         merge=MergeRecord.of(view), customer=Customer.of(record) if record else None, errors=[]
@@ -125,12 +121,9 @@ async def merge_customers(
 
 
 async def unmerge(context: Context, merge: str) -> UnmergePayload:
-    try:
-        result = await merging.unmerge(
-            context.db, parse_uuid_id(merge, "MergeRecord", "merge"), context.actor
-        )
-    except DomainError as error:
-        return UnmergePayload(restored=None, survivor=None, errors=[UserError.of(error)])
+    result = await merging.unmerge(
+        context.db, parse_uuid_id(merge, "MergeRecord", "merge"), context.actor
+    )
     found = await profile.customers_by_id(context.db, [result.restored_id, result.survivor_id])
     return UnmergePayload(
         restored=Customer.of(found[result.restored_id]),
@@ -150,8 +143,5 @@ async def define_type(context: Context, input: IdentityTypeInput) -> IdentityTyp
         priority=input.priority,
         blocked_values=tuple(input.blocked_values or ()),
     )
-    try:
-        saved = await define_identity_type(context.db, spec, context.settings.default_phone_region)
-    except DomainError as error:
-        return IdentityTypePayload(identity_type=None, errors=[UserError.of(error)])
+    saved = await define_identity_type(context.db, spec, context.settings.default_phone_region)
     return IdentityTypePayload(identity_type=IdentityType.of(saved), errors=[])

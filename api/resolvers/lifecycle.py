@@ -8,15 +8,16 @@ from typing import Any
 
 from api.context import Context
 from api.ids import parse_uuid_id
-from api.schema.common import UserError, user_errors
 from api.schema.conditions import condition_dict
 from api.schema.customers import Customer
 from api.schema.lifecycle import FunnelReport, FunnelStage, LifecycleModel, StageTransition
 from api.schema.lifecycle_mutations import LifecycleModelInput, LifecycleModelPayload, StagePayload
-from domain import funnel as domain_funnel
-from domain import lifecycle_config, profile, stage_moves
-from domain.errors import DomainError, InvalidInput
-from domain.lifecycle import LifecycleModelRecord, RuleRecord, StageRecord
+from domain import profile
+from domain.errors import InvalidInput
+from domain.lifecycle import by_hand
+from domain.lifecycle import config as lifecycle_config
+from domain.lifecycle import funnel as domain_funnel
+from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
 
 
 def _model_of(input: LifecycleModelInput) -> LifecycleModelRecord:
@@ -43,55 +44,39 @@ def _mapping(raw: Any) -> Mapping[str, str] | None:
     return raw
 
 
-def _refused(error: DomainError) -> list[UserError]:
-    """Every problem of a refused model, or the one error."""
-    if isinstance(error, lifecycle_config.ModelRefused):
-        return user_errors(error.errors)
-    return [UserError.of(error)]
-
-
 async def configure(
     context: Context, input: LifecycleModelInput, stage_mapping: Any
 ) -> LifecycleModelPayload:
-    try:
-        saved = await lifecycle_config.configure(
-            context.db, _model_of(input), _mapping(stage_mapping), actor=context.actor
-        )
-    except DomainError as error:
-        return LifecycleModelPayload(model=None, errors=_refused(error))
+    saved = await lifecycle_config.configure(
+        context.db, _model_of(input), _mapping(stage_mapping), actor=context.actor
+    )
     return LifecycleModelPayload(model=LifecycleModel.of(saved), errors=[])
 
 
 async def apply_preset(
     context: Context, preset: str, stage_mapping: Any, churn_days: int | None
 ) -> LifecycleModelPayload:
-    try:
-        saved = await lifecycle_config.apply_preset(
-            context.db,
-            preset,
-            _mapping(stage_mapping),
-            churn_days=churn_days,
-            actor=context.actor,
-        )
-    except DomainError as error:
-        return LifecycleModelPayload(model=None, errors=_refused(error))
+    saved = await lifecycle_config.apply_preset(
+        context.db,
+        preset,
+        _mapping(stage_mapping),
+        churn_days=churn_days,
+        actor=context.actor,
+    )
     return LifecycleModelPayload(model=LifecycleModel.of(saved), errors=[])
 
 
 async def set_stage(
     context: Context, customer: str, stage: str, reason: str | None, force: bool
 ) -> StagePayload:
-    try:
-        change = await stage_moves.set_stage(
-            context.db,
-            parse_uuid_id(customer, "Customer", "customer"),
-            stage,
-            reason=reason,
-            actor=context.actor,
-            force=force,
-        )
-    except DomainError as error:
-        return StagePayload(customer=None, transition=None, errors=[UserError.of(error)])
+    change = await by_hand.set_stage(
+        context.db,
+        parse_uuid_id(customer, "Customer", "customer"),
+        stage,
+        reason=reason,
+        actor=context.actor,
+        force=force,
+    )
     record = await profile.get_customer(context.db, change.customer_id)
     stages = await context.loaders.stages()
     return StagePayload(

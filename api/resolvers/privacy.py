@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from api.context import Context
-from api.schema.common import UserError
-from api.schema.privacy_types import PiiAttributesPayload
-from domain import privacy
-from domain.errors import DomainError
+from api.schema.privacy import PiiAttributesPayload
+from domain.access import privacy
 
 
 async def pii_attributes(context: Context) -> list[str]:
@@ -14,8 +12,5 @@ async def pii_attributes(context: Context) -> list[str]:
 
 
 async def declare_attribute_pii(context: Context, key: str, pii: bool) -> PiiAttributesPayload:
-    try:
-        keys = await privacy.declare_attribute_pii(context.db, key, pii, actor=context.actor)
-    except DomainError as error:
-        return PiiAttributesPayload(pii_attributes=None, errors=[UserError.of(error)])
+    keys = await privacy.declare_attribute_pii(context.db, key, pii, actor=context.actor)
     return PiiAttributesPayload(pii_attributes=keys, errors=[])

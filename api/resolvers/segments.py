@@ -3,23 +3,17 @@ mutations answer refusals as `errors` in their payload (nothing is written then)
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection
-from functools import partial
-
 import strawberry
 
 from api.context import Context
 from api.ids import parse_uuid_id, to_global_id
-from api.resolvers.customers import customer_connection
-from api.schema.common import UserError
 from api.schema.conditions import ConditionInput, condition_dict
-from api.schema.customers import Customer, CustomerConnection
+from api.schema.customers import Customer
 from api.schema.segment_mutations import DeletePayload, SegmentInput, SegmentPatch, SegmentPayload
 from api.schema.segments import Segment, SegmentConnection, SegmentPreview
-from domain import profile, segments
-from domain.errors import DomainError, InvalidInput, NotFound
+from domain.errors import InvalidInput
 from domain.pagination import PageRequest
+from domain.segments import definitions as segments
 
 
 async def segment(context: Context, id: str | None, key: str | None) -> Segment | None:
@@ -42,21 +36,6 @@ async def preview(context: Context, condition: ConditionInput, sample: int) -> S
     return SegmentPreview(count=result.count, sample=[Customer.of(r) for r in result.sample])
 
 
-async def members(
-    context: Context, segment_id: uuid.UUID, page: PageRequest, fields: Collection[str]
-) -> CustomerConnection:
-    settings = context.settings
-    page = page.validated(settings.page_size_default, settings.page_size_max)
-    filter_ = await segments.members_filter(context.db, segment_id)
-    result = await profile.list_customers(context.db, segments.MEMBER_ORDER, page, filter_)
-    count = partial(profile.count_customers, context.db, filter_)
-    return await customer_connection(context, result, count, fields)
-
-
-def _refused(error: DomainError, *prefix: str) -> SegmentPayload:
-    return SegmentPayload(segment=None, errors=[UserError.of(error.at(*prefix))])
-
-
 async def define(context: Context, input: SegmentInput) -> SegmentPayload:
     draft = segments.SegmentDraft(
         key=input.key,
@@ -65,10 +44,7 @@ async def define(context: Context, input: SegmentInput) -> SegmentPayload:
         condition=condition_dict(input.condition),
         materialized=bool(input.materialized),
     )
-    try:
-        record = await segments.define_segment(context.db, draft)
-    except DomainError as error:
-        return _refused(error, "input")
+    record = await segments.define_segment(context.db, draft)
     return SegmentPayload(segment=Segment.of(record), errors=[])
 
 
@@ -79,28 +55,17 @@ async def update_segment(context: Context, id: str, patch: SegmentPatch) -> Segm
         condition=condition_dict(patch.condition) if patch.condition else None,
         materialized=patch.materialized,
     )
-    try:
-        record = await segments.update_segment(context.db, parse_uuid_id(id, "Segment"), changes)
-    except NotFound as error:
-        return _refused(error)
-    except DomainError as error:
-        return _refused(error, *(() if error.code == "INVALID_ID" else ("patch",)))
+    record = await segments.update_segment(context.db, parse_uuid_id(id, "Segment"), changes)
     return SegmentPayload(segment=Segment.of(record), errors=[])
 
 
 async def delete_segment(context: Context, id: str) -> DeletePayload:
-    try:
-        deleted = await segments.delete_segment(context.db, parse_uuid_id(id, "Segment"))
-    except DomainError as error:
-        return DeletePayload(deleted_id=None, errors=[UserError.of(error)])
+    deleted = await segments.delete_segment(context.db, parse_uuid_id(id, "Segment"))
     return DeletePayload(deleted_id=strawberry.ID(to_global_id("Segment", deleted)), errors=[])
 
 
 async def refresh(context: Context, id: str) -> SegmentPayload:
-    try:
-        segment_id = parse_uuid_id(id, "Segment")
-        await segments.refresh_segment(context.db, segment_id)
-    except DomainError as error:
-        return _refused(error)
+    segment_id = parse_uuid_id(id, "Segment")
+    await segments.refresh_segment(context.db, segment_id)
     record = await segments.get_segment(context.db, segment_id=segment_id)
     return SegmentPayload(segment=Segment.of(record) if record else None, errors=[])

@@ -8,7 +8,6 @@ import strawberry
 
 from api.context import Context
 from api.ids import parse_uuid_id
-from api.schema.common import UserError
 from api.schema.conditions import condition_dict
 from api.schema.tags import (
     TagCustomersPayload,
@@ -17,8 +16,9 @@ from api.schema.tags import (
     TagDefinitionPatch,
     TagDefinitionPayload,
 )
-from domain import tagging, tags
-from domain.errors import DomainError, InvalidInput
+from domain import tags
+from domain.errors import InvalidInput
+from domain.tagging import bulk as tagging
 
 
 async def definitions(
@@ -48,10 +48,7 @@ async def define(context: Context, input: TagDefinitionInput) -> TagDefinitionPa
         default_ttl_days=input.default_ttl_days,
         pii=input.pii,
     )
-    try:
-        record = await tags.define_tag(context.db, spec, actor=context.actor)
-    except DomainError as error:
-        return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
+    record = await tags.define_tag(context.db, spec, actor=context.actor)
     return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
 
 
@@ -69,18 +66,12 @@ async def update_definition(
         default_ttl_days=patch.default_ttl_days,
         pii=patch.pii,
     )
-    try:
-        record = await tags.update_tag(context.db, spec, actor=context.actor)
-    except DomainError as error:
-        return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
+    record = await tags.update_tag(context.db, spec, actor=context.actor)
     return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
 
 
 async def archive(context: Context, key: str) -> TagDefinitionPayload:
-    try:
-        record = await tags.archive_tag(context.db, key)
-    except DomainError as error:
-        return TagDefinitionPayload(tag=None, errors=[UserError.of(error)])
+    record = await tags.archive_tag(context.db, key)
     return TagDefinitionPayload(tag=TagDefinition.of(record), errors=[])
 
 
@@ -108,20 +99,14 @@ async def tag_customers(
     confidence: float | None,
 ) -> TagCustomersPayload:
     assignment = tagging.Assignment(value, expires_at, source, confidence)
-    try:
-        targets = await _targets(context, customers, segment)
-        affected = await tagging.tag_customers(context.db, tag, targets, assignment, context.actor)
-    except DomainError as error:
-        return TagCustomersPayload(affected=0, errors=[UserError.of(error)])
+    targets = await _targets(context, customers, segment)
+    affected = await tagging.tag_customers(context.db, tag, targets, assignment, context.actor)
     return TagCustomersPayload(affected=affected, errors=[])
 
 
 async def untag_customers(
     context: Context, tag: str, customers: list[strawberry.ID] | None, segment: strawberry.ID | None
 ) -> TagCustomersPayload:
-    try:
-        targets = await _targets(context, customers, segment)
-        affected = await tagging.untag_customers(context.db, tag, targets, context.actor)
-    except DomainError as error:
-        return TagCustomersPayload(affected=0, errors=[UserError.of(error)])
+    targets = await _targets(context, customers, segment)
+    affected = await tagging.untag_customers(context.db, tag, targets, context.actor)
     return TagCustomersPayload(affected=affected, errors=[])

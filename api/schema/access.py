@@ -8,11 +8,11 @@ import strawberry
 
 from api.ids import to_global_id
 from api.schema.common import PageInfo, UserError
-from domain.access import ApiKeyRecord, Role
-from domain.audit import AuditRecord, Outcome
-from domain.erasure import Erasure
-from domain.erasure_conditions import ConditionOwner
-from domain.erasure_conditions import ConditionReference as ConditionReferenceRecord
+from domain.access.audit import AuditRecord, Outcome
+from domain.access.erasure import Erasure
+from domain.access.erasure_conditions import ConditionOwner
+from domain.access.erasure_conditions import ConditionReference as ConditionReferenceRecord
+from domain.access.keys import ApiKeyRecord, Role
 from domain.pagination import Page
 
 ApiKeyRole = strawberry.enum(Role, name="ApiKeyRole")

@@ -10,8 +10,8 @@ from strawberry.scalars import JSON
 
 from api.ids import to_global_id
 from api.schema.common import PageInfo, UserError
-from api.schema.identities import IdentityInput
-from domain.activity import EventRecord, OrderRecord
+from api.schema.identity import IdentityInput
+from domain.activity.ingest import EventRecord, OrderRecord
 from domain.pagination import Page
 
 

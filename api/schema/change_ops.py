@@ -19,7 +19,7 @@ from api.schema.changes import (
     WebhookDeliveryStatus,
     WebhookPayload,
 )
-from domain.access import Role
+from domain.access.keys import Role
 from domain.pagination import PageRequest
 
 

@@ -9,8 +9,8 @@ from strawberry.scalars import JSON
 
 from api.ids import to_global_id
 from api.schema.common import PageInfo, UserError
-from domain.dispatch import ChangeRecord
-from domain.webhooks import DeliveryRecord, DeliveryStatus, WebhookRecord
+from domain.delivery.dispatch import ChangeRecord
+from domain.delivery.webhooks import DeliveryRecord, DeliveryStatus, WebhookRecord
 
 WebhookDeliveryStatus = strawberry.enum(DeliveryStatus, name="WebhookDeliveryStatus")
 

@@ -42,6 +42,8 @@ class UserError:
     def of(cls, error: DomainError) -> UserError:
         return cls(code=error.code, field=list(error.field) or None, message=error.message)
 
-
-def user_errors(errors: Sequence[DomainError]) -> list[UserError]:
-    return [UserError.of(error) for error in errors]
+    @classmethod
+    def all_of(cls, error: DomainError) -> list[UserError]:
+        """Each problem of a refusal that found several (a lifecycle model's), or the one."""
+        problems: Sequence[DomainError] = getattr(error, "errors", None) or (error,)
+        return [cls.of(problem) for problem in problems]

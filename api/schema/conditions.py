@@ -1,5 +1,5 @@
 """ConditionInput: the condition language's GraphQL shape, and its conversion to the plain dict
-the domain validates and stores (domain.conditions documents what each leaf means)."""
+the domain validates and stores (domain.conditions.language documents what each leaf means)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types.base import get_object_definition
 
-from domain.condition_tree import Measure, Metric, Op
+from domain.conditions.tree import Measure, Metric, Op
 
 # The domain's own enums, as the schema names them: one list of operators, measures and
 # metrics for the language, wherever it is parsed.

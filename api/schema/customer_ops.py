@@ -1,4 +1,4 @@
-"""Root fields for reading profiles: node, customer, customers."""
+"""Root fields of profiles: node, customer, customers, and updateCustomer."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.lookahead import selected_below
+from api.permissions import PROFILE_EDITORS, allow
 from api.pii import no_pii_inference
 from api.resolvers import customers as customer_resolvers
 from api.schema.common import Node
 from api.schema.conditions import ConditionInput
+from api.schema.customer_mutations import CustomerPatch, CustomerPayload
 from api.schema.customers import Customer, CustomerConnection, CustomerOrder
-from api.schema.identities import IdentityInput
+from api.schema.identity import IdentityInput
 from domain.pagination import PageRequest
 
 
@@ -56,3 +58,12 @@ class CustomerQueries:
         return await customer_resolvers.customers(
             info.context, order_by, page, where, segment, fields
         )
+
+
+@strawberry.type
+class CustomerMutations:
+    @strawberry.mutation(extensions=allow(*PROFILE_EDITORS))
+    async def update_customer(
+        self, info: Info[Context, None], id: strawberry.ID, patch: CustomerPatch
+    ) -> CustomerPayload:
+        return await customer_resolvers.update_customer(info.context, id, patch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Collection
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -13,6 +14,7 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
+from api.loaders import when_loaded
 from api.pii import (
     MASKED_TEXT,
     free_text,
@@ -21,7 +23,6 @@ from api.pii import (
     pii_identities,
     without_pii_memberships,
 )
-from api.resolvers.loaders import when_loaded
 from api.schema.activity import EventConnection, OrderConnection
 from api.schema.common import Node, PageInfo
 from api.schema.lifecycle import LifecycleStage, StageTransition
@@ -34,10 +35,10 @@ from api.schema.tags import (
     TagHistoryEdge,
     TagHistoryEntry,
 )
-from domain import metrics as domain_metrics
+from domain.activity import metrics as domain_metrics
 from domain.history import HistoryQuery
-from domain.lifecycle import StageRecord
-from domain.pagination import PageRequest
+from domain.lifecycle.model import StageRecord
+from domain.pagination import Page, PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
 from domain.tags import AssignmentRecord, TagDefinitionRecord, in_category
 
@@ -296,6 +297,26 @@ class CustomerConnection:
     edges: list[CustomerEdge]
     page_info: PageInfo
     count: strawberry.Private[object]
+
+    @classmethod
+    async def of(
+        cls,
+        context: Context,
+        result: Page[CustomerRecord],
+        count: Callable[[], Awaitable[int]],
+        fields: Collection[str],
+    ) -> CustomerConnection:
+        """A page of profiles, the lists `fields` selects prefetched (Loaders.prefetch);
+        `count` runs only if totalCount is asked for."""
+        await context.loaders.prefetch([record.id for record in result.items], fields)
+        return cls(
+            edges=[
+                CustomerEdge(node=Customer.of(record), cursor=cursor)
+                for record, cursor in zip(result.items, result.cursors, strict=True)
+            ],
+            page_info=PageInfo.of(result),  # type: ignore[arg-type]
+            count=count,
+        )
 
     @strawberry.field
     async def total_count(self) -> int:

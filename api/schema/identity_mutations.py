@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 
 from api.schema.common import UserError
 from api.schema.customers import Customer, MergeRecord
-from api.schema.identities import IdentityInput, IdentityType
+from api.schema.identity import IdentityInput, IdentityType
 
 
 @strawberry.input

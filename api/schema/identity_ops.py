@@ -8,7 +8,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.permissions import ADMIN_ONLY, WRITERS_OF_IDENTITY, allow
 from api.resolvers import identity as identity_resolvers
-from api.schema.identities import IdentityType
+from api.schema.identity import IdentityType
 from api.schema.identity_mutations import (
     IdentifyBatchPayload,
     IdentifyInput,
@@ -18,7 +18,7 @@ from api.schema.identity_mutations import (
     MergePayload,
     UnmergePayload,
 )
-from domain.identity_types import list_identity_types
+from domain.identity.types import list_identity_types
 
 
 @strawberry.type

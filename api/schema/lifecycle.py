@@ -5,19 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.lazy_type import LazyType
 
 from api.context import Context
 from api.pii import free_text, pii_condition
-from domain.funnel import FunnelStageRecord, Kpi
-from domain.lifecycle import LifecycleModelRecord, StageRecord, TransitionRecord
+from domain.lifecycle.funnel import FunnelStageRecord, Kpi
+from domain.lifecycle.model import LifecycleModelRecord, StageRecord, TransitionRecord
 
-if TYPE_CHECKING:
-    from api.schema.customers import MergeRecord
+# api.schema.customers imports this module (Customer.stageHistory); this one refers to
+# MergeRecord above it only lazily, as api.schema.segments does. Never by import (api.schema).
+LazyMergeRecord: Any = LazyType("MergeRecord", "api.schema.customers")
 
 
 @strawberry.type
@@ -105,18 +107,14 @@ class StageTransition:
 
     @strawberry.field(
         description="The merge that brought this transition from a merged-away profile; "
-        "null for the profile's own."
+        "null for the profile's own.",
+        graphql_type=LazyMergeRecord | None,
     )
-    async def merge(
-        self, info: Info[Context, None]
-    ) -> Annotated[MergeRecord, strawberry.lazy("api.schema.customers")] | None:
-        # Imported here: customers.py imports this module for Customer.stageHistory.
-        from api.schema.customers import MergeRecord
-
+    async def merge(self, info: Info[Context, None]) -> object:
         if self.merge_uuid is None:
             return None
         view = await info.context.loaders.merge_records.load(self.merge_uuid)
-        return MergeRecord.of(view) if view else None
+        return LazyMergeRecord.resolve_type().of(view) if view else None
 
 
 @strawberry.type(description="One of a stage's key indicators (seed 000) over the window.")

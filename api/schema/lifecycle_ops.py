@@ -15,7 +15,7 @@ from api.pii import no_pii_inference
 from api.resolvers import lifecycle as lifecycle_resolvers
 from api.schema.lifecycle import FunnelReport, LifecycleModel
 from api.schema.lifecycle_mutations import LifecycleModelInput, LifecycleModelPayload, StagePayload
-from domain import lifecycle
+from domain.lifecycle import model as lifecycle
 
 MAPPING = (
     "Where the profiles of stages the new model drops go: {oldStage: newStage}. Required for "

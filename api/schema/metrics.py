@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from domain.metrics import MetricsRecord
+from domain.activity.metrics import MetricsRecord
 
 
 @strawberry.type

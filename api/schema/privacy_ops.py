@@ -1,6 +1,6 @@
 """Root fields of PII declarations (admins only): which custom attributes are PII.
 
-A custom attribute declared PII is treated as the core PII fields are (domain.privacy): left
+A custom attribute declared PII is treated as the core PII fields are (domain.access.privacy): left
 out of `attributes` for partners, refused to them in filters, its literals masked in shown
 conditions, and segments or RULE tags whose conditions compare it refused to them.
 """
@@ -13,7 +13,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.permissions import ADMIN_ONLY, allow
 from api.resolvers import privacy as privacy_resolvers
-from api.schema.privacy_types import PiiAttributesPayload
+from api.schema.privacy import PiiAttributesPayload
 
 
 @strawberry.type

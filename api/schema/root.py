@@ -12,15 +12,15 @@ from strawberry.tools import merge_types
 from api.errors import ErrorShaping
 from api.execution import FastExecutionContext
 from api.limits import Limits
+from api.payloads import Refusals
 from api.schema.access_ops import AccessMutations, AccessQueries
 from api.schema.activity_ops import ActivityMutations
 from api.schema.change_ops import ChangeMutations, ChangeQueries, ChangeSubscriptions
-from api.schema.customer_ops import CustomerQueries
+from api.schema.customer_ops import CustomerMutations, CustomerQueries
 from api.schema.customers import Customer, MergeRecord
 from api.schema.identity_ops import IdentityMutations, IdentityQueries
 from api.schema.lifecycle_ops import LifecycleMutations, LifecycleQueries
 from api.schema.privacy_ops import PrivacyMutations, PrivacyQueries
-from api.schema.profile_ops import ProfileMutations
 from api.schema.segment_ops import SegmentMutations, SegmentQueries
 from api.schema.segments import Segment
 from api.schema.tag_ops import TagMutations, TagQueries
@@ -48,13 +48,21 @@ Mutation = merge_types(
         TagMutations,
         ChangeMutations,
         SegmentMutations,
-        ProfileMutations,
+        CustomerMutations,
         LifecycleMutations,
         AccessMutations,
         PrivacyMutations,
     ),
 )
 Subscription = merge_types("Subscription", (ChangeSubscriptions,))
+
+
+def _answer_refusals(mutation: type) -> None:
+    """Every root mutation answers a DomainError in its payload (api.payloads), inside the
+    permission check; a field that places its errors declares its own `Refusals`."""
+    for field in mutation.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        if not any(isinstance(extension, Refusals) for extension in field.extensions):
+            field.extensions.insert(0, Refusals())
 
 
 def _guard_values(*roots: type) -> None:
@@ -67,6 +75,7 @@ def _guard_values(*roots: type) -> None:
 
 
 def build_schema() -> strawberry.Schema:
+    _answer_refusals(Mutation)
     _guard_values(Query, Mutation)
     return strawberry.Schema(
         query=Query,

@@ -7,6 +7,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import Context
+from api.payloads import Refusals
 from api.permissions import ADMIN_ONLY, allow
 from api.pii import no_pii_inference
 from api.resolvers import segments as segment_resolvers
@@ -48,13 +49,13 @@ class SegmentQueries:
 
 @strawberry.type
 class SegmentMutations:
-    @strawberry.mutation(extensions=allow(*ADMIN_ONLY))
+    @strawberry.mutation(extensions=[Refusals(at="input"), *allow(*ADMIN_ONLY)])
     async def define_segment(
         self, info: Info[Context, None], input: SegmentInput
     ) -> SegmentPayload:
         return await segment_resolvers.define(info.context, input)
 
-    @strawberry.mutation(extensions=allow(*ADMIN_ONLY))
+    @strawberry.mutation(extensions=[Refusals(at="patch"), *allow(*ADMIN_ONLY)])
     async def update_segment(
         self, info: Info[Context, None], id: strawberry.ID, patch: SegmentPatch
     ) -> SegmentPayload:

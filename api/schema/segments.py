@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from functools import partial
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.base import StrawberryList
+from strawberry.types.lazy_type import LazyType
 
 from api.context import Context
 from api.ids import to_global_id
 from api.lookahead import selected_below
 from api.pii import no_pii_members, pii_condition
 from api.schema.common import Node, PageInfo
+from domain import profile
 from domain.pagination import Page, PageRequest
-from domain.segments import SegmentRecord
+from domain.segments import definitions as segments
+from domain.segments.definitions import SegmentRecord
 
-if TYPE_CHECKING:
-    from api.schema.customers import Customer, CustomerConnection
+# api.schema.customers imports this module (Customer.segments returns Segment); this one
+# refers to the profile types above it only lazily: strawberry resolves them when the schema
+# is built, and a field looks its class up when it runs. Never by import (api.schema).
+CUSTOMERS = "api.schema.customers"
+LazyCustomer: Any = LazyType("Customer", CUSTOMERS)
+LazyCustomerConnection: Any = LazyType("CustomerConnection", CUSTOMERS)
 
 
 @strawberry.type
@@ -61,16 +70,21 @@ class Segment(Node):
         description="Oldest customer first. Refused to partners (FORBIDDEN) when the condition "
         "reads PII.",
         extensions=no_pii_members(),
+        graphql_type=LazyCustomerConnection,
     )
     async def members(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
-    ) -> Annotated[CustomerConnection, strawberry.lazy("api.schema.customers")]:
-        # Imported here: Customer.segments returns Segment, so the two modules refer to each
-        # other and only one of them can import the other at load time.
-        from api.resolvers.segments import members
-
-        page = PageRequest(first=first, after=after)
-        return await members(info.context, self.uuid, page, selected_below(info, "edges", "node"))
+    ) -> object:
+        context = info.context
+        settings = context.settings
+        page = PageRequest(first=first, after=after).validated(
+            settings.page_size_default, settings.page_size_max
+        )
+        filter_ = await segments.members_filter(context.db, self.uuid)
+        result = await profile.list_customers(context.db, segments.MEMBER_ORDER, page, filter_)
+        count = partial(profile.count_customers, context.db, filter_)
+        fields = selected_below(info, "edges", "node")
+        return await LazyCustomerConnection.resolve_type().of(context, result, count, fields)
 
 
 @strawberry.type
@@ -100,4 +114,4 @@ class SegmentConnection:
 @strawberry.type
 class SegmentPreview:
     count: int
-    sample: list[Annotated[Customer, strawberry.lazy("api.schema.customers")]]
+    sample: list[object] = strawberry.field(graphql_type=StrawberryList(LazyCustomer))

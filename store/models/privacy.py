@@ -1,4 +1,4 @@
-"""Custom attribute keys an admin declared PII (domain.privacy says what that changes)."""
+"""Custom attribute keys an admin declared PII (domain.access.privacy says what that changes)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import httpx
 
 from api.app import create_app
 from api.ids import to_global_id
-from domain.access import Role, create_api_key, list_api_keys, revoke_api_key
-from domain.settings import Settings
+from domain.access.keys import Role, create_api_key, list_api_keys, revoke_api_key
+from service.settings import Settings
 from tests.conftest import Api
 
 QUERY = "{ customers { totalCount } }"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.access import Role
+from domain.access.keys import Role
 from tests.conftest import Api
 
 TRACK = """mutation($events: [EventInput!]!) { trackEvents(events: $events) { accepted duplicates errors { code field } } }"""

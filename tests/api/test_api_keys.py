@@ -3,8 +3,8 @@ revoked key stops working at once, in every app instance."""
 
 from __future__ import annotations
 
-from domain.access import Role, hash_secret
-from domain.settings import Settings
+from domain.access.keys import Role, hash_secret
+from service.settings import Settings
 from tests.api.test_limits import client_of, post
 from tests.conftest import Api
 

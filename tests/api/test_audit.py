@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.access import Role
+from domain.access.keys import Role
 from tests.conftest import Api
 
 IDENTIFY = """mutation($email: String!) {

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from api.ids import from_global_id
-from domain.dispatcher import Dispatcher
-from domain.settings import Settings
+from service.dispatcher import Dispatcher
+from service.settings import Settings
 from store.models import Base, IdempotencyKey
 from store.pubsub import InProcessBroker
 from tests.conftest import Api

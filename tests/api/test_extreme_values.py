@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from domain.access import Role
+from domain.access.keys import Role
 from store.models import Customer, TagAssignment
 from tests.conftest import Api
 

@@ -19,8 +19,8 @@ from graphql import GraphQLError
 from sqlalchemy.engine import make_url
 
 from api.errors import ErrorShaping
-from domain.access import Role
-from domain.settings import Settings
+from domain.access.keys import Role
+from service.settings import Settings
 from tests.api.test_limits import client_of, post
 from tests.conftest import Api
 from tests.servers import free_port

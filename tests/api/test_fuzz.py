@@ -9,7 +9,7 @@ import asyncio
 
 from bench.fuzz import fuzz, generate
 from bench.hostile import probes
-from domain.settings import Settings
+from service.settings import Settings
 from store.db import Database
 
 

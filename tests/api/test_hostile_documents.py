@@ -21,8 +21,8 @@ from api.lookahead import _Walk as Lookahead
 from api.query_measure import _Walk as MeasureWalk
 from api.resolvers import customers as customer_resolvers
 from api.schema.root import build_schema
-from domain.access import Role
-from domain.settings import Settings
+from domain.access.keys import Role
+from service.settings import Settings
 from tests.api.test_limits import client_of, post
 from tests.conftest import Api
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.access import Role
-from domain.settings import Settings
+from domain.access.keys import Role
+from service.settings import Settings
 from tests.api.test_limits import client_of
 from tests.conftest import Api
 

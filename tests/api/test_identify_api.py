@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from domain.access import Role
+from domain.access.keys import Role
 from tests.conftest import Api
 from tests.integration.identity_helpers import owners
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from api.ids import to_global_id
-from domain.access import Role
+from domain.access.keys import Role
 from tests.conftest import Api
 from tests.integration.identity_helpers import row_counts as all_row_counts
 

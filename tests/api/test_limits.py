@@ -16,8 +16,8 @@ import httpx
 
 from api.app import create_app
 from api.ids import to_global_id
-from domain.access import Role
-from domain.settings import Settings
+from domain.access.keys import Role
+from service.settings import Settings
 from tests.conftest import Api
 
 NOBODY = to_global_id("Customer", uuid.UUID(int=0))

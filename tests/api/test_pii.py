@@ -11,8 +11,8 @@ import pytest
 
 from api.app import create_app
 from api.ids import to_global_id
-from domain.access import Role
-from domain.settings import Settings
+from domain.access.keys import Role
+from service.settings import Settings
 from tests.api.test_subscriptions import FAST, subscriber
 from tests.builders import make_customer
 from tests.conftest import Api

@@ -1,4 +1,4 @@
-"""The PII policy beyond the core fields (domain.privacy): partners read no PII literal in a
+"""The PII policy beyond the core fields (domain.access.privacy): partners read no PII literal in a
 condition, cannot list or count who matches a condition that reads PII (however indirectly),
 read no PII tag value, PII custom attribute or free text; admins see all of it."""
 
@@ -11,8 +11,8 @@ import pytest
 
 from api.app import create_app
 from api.ids import to_global_id
-from domain.access import Role
-from domain.settings import Settings
+from domain.access.keys import Role
+from service.settings import Settings
 from tests.api.test_subscriptions import FAST, subscriber
 from tests.builders import make_customer
 from tests.conftest import Api

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from domain.access import Role, create_api_key
-from domain.settings import Settings
+from domain.access.keys import Role, create_api_key
+from service.settings import Settings
 from store.db import Database
 from store.migrate import head_revisions, missing_revisions, upgrade
 from tests.api.test_limits import client_of, post

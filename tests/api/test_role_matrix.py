@@ -26,7 +26,7 @@ from graphql import (
 )
 
 from api.schema.root import build_schema
-from domain.access import Role
+from domain.access.keys import Role
 from tests.conftest import Api
 
 EVERYONE = frozenset(Role)

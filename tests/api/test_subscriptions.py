@@ -20,8 +20,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from api.app import create_app
 from api.ids import to_global_id
-from domain.access import Role, create_api_key
-from domain.settings import Settings
+from domain.access.keys import Role, create_api_key
+from service.settings import Settings
 from store.db import Database
 from tests.servers import c360_env, c360_process, free_port, serve_asgi, wait_for_http
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from api.ids import to_global_id
-from domain.access import Role
+from domain.access.keys import Role
 from store.models import Customer, OutboxEvent, TagHistory
 from store.types import utcnow
 from tests.builders import make_customer

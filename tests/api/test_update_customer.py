@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.ids import to_global_id
-from domain.access import Role
+from domain.access.keys import Role
 from tests.builders import make_customer
 from tests.conftest import Api
 

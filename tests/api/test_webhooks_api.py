@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from domain.access import Role
-from domain.dispatcher import Dispatcher
-from domain.settings import Settings
+from domain.access.keys import Role
+from service.dispatcher import Dispatcher
+from service.settings import Settings
 from store.pubsub import InProcessBroker
 from tests.conftest import Api
 from tests.integration.change_helpers import SECRET, created, emit

@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed
 
 from api.app import create_app
 from api.ids import to_global_id
-from domain.access import NewApiKey, Role, create_api_key, revoke_api_key
-from domain.settings import Settings
+from domain.access.keys import NewApiKey, Role, create_api_key, revoke_api_key
+from service.settings import Settings
 from store.db import Database
 from tests.api.test_subscriptions import FAST, Subscriber, subscriber, until_live
 from tests.servers import c360_env, c360_process, free_port, serve_asgi, wait_for_http

@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy import func, select
 
 from domain.changes import Change, record_changes
-from domain.dispatcher import Dispatcher
+from service.dispatcher import Dispatcher
 from store.db import Database
 from store.models import OutboxEvent, WebhookDelivery
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.condition_sql import compile_condition
+from domain.conditions.sql import compile_condition
 from store.db import Database
 from store.models import (
     Customer,

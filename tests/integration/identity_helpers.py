@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from domain.identity import IdentifyInput, IdentifyResult, identify, identify_batch
+from domain.identity.linking import IdentifyInput, IdentifyResult, identify, identify_batch
 from store.db import Database
 from store.models import Base
 

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from domain import activity
-from domain.activity import EventItem, OrderItem
+from domain.activity import ingest as activity
+from domain.activity.ingest import EventItem, OrderItem
 from domain.profile import find_by_identity
 from store.db import Database
 from store.models import OutboxEvent, StageTransition

@@ -9,9 +9,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from domain import activity, merging, metrics
-from domain.activity import EventItem, OrderItem
+from domain.activity import ingest as activity
+from domain.activity import metrics
+from domain.activity.ingest import EventItem, OrderItem
 from domain.history import HistoryQuery
+from domain.identity import merging
 from store.models import CustomerMetrics, Event, Order
 from tests.integration.identity_helpers import row_counts
 

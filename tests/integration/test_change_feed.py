@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from domain.change_feed import FeedFilter, watch
-from domain.dispatch import ChangeRecord
+from domain.delivery.dispatch import ChangeRecord
+from domain.delivery.feed import FeedFilter, watch
 from domain.errors import NotFound
-from domain.segments import SegmentDraft, define_segment
+from domain.segments.definitions import SegmentDraft, define_segment
 from store.db import Database
 from store.pubsub import InProcessBroker
 from store.types import utcnow

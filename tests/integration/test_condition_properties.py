@@ -2,7 +2,7 @@
 random customers (hypothesis), on each backend.
 
 The brute force below is the oracle and lives only here: it restates the documented meaning of
-every leaf (domain/conditions.py) over plain Python values. Each example writes a random
+every leaf (domain/conditions/language.py) over plain Python values. Each example writes a random
 population, then checks a handful of random trees against it.
 """
 
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from domain.settings import Settings
+from service.settings import Settings
 from store.db import Database
 from store.models import (
     Customer,

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select
 
-from domain.bootstrap import ensure_reference_data
-from domain.demo import DemoSummary, seed_demo
-from domain.lifecycle import FUNNEL_EDGES
-from domain.normalize import normalize
+from domain.identity.normalize import normalize
+from domain.lifecycle.model import FUNNEL_EDGES
+from service.bootstrap import ensure_reference_data
+from service.demo import DemoSummary, seed_demo
 from store.db import Database
 from store.migrate import upgrade
 from store.models import (

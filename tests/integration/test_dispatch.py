@@ -10,12 +10,12 @@ from collections import defaultdict
 import pytest
 from sqlalchemy import func, select, text
 
-from domain import identity
-from domain.dispatch import ChangeRecord, dispatch_outbox
-from domain.dispatcher import Dispatcher
-from domain.identity import IdentifyInput
-from domain.settings import Settings
-from domain.webhooks import define_webhook
+from domain.delivery.dispatch import ChangeRecord, dispatch_outbox
+from domain.delivery.webhooks import define_webhook
+from domain.identity import linking as identity
+from domain.identity.linking import IdentifyInput
+from service.dispatcher import Dispatcher
+from service.settings import Settings
 from store.db import Database
 from store.models import Customer, OutboxEvent
 from store.pubsub import InProcessBroker

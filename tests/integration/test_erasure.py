@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from domain import activity, merging
-from domain.erasure import ErasurePolicy, erase_customer, identity_hash
+from domain.access.erasure import ErasurePolicy, erase_customer, identity_hash
+from domain.activity import ingest as activity
 from domain.errors import NotFound
-from domain.identity import identify
+from domain.identity import merging
+from domain.identity.linking import identify
 from domain.profile import get_customer
 from store.db import Database
 from store.models import (

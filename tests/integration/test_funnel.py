@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from domain.errors import DomainError
-from domain.funnel import FunnelStageRecord, funnel
+from domain.lifecycle.funnel import FunnelStageRecord, funnel
 from store.db import Database
 from store.models import Customer, Event, Order, Segment, StageTransition
 from tests.builders import make_customer

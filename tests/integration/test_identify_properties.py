@@ -14,8 +14,8 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.identity import IdentifyInput, identify_batch
-from domain.settings import Settings
+from domain.identity.linking import IdentifyInput, identify_batch
+from service.settings import Settings
 from store.db import Database
 from tests.conftest import reset
 from tests.integration.identity_helpers import owners

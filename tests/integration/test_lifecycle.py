@@ -10,9 +10,11 @@ import uuid
 import pytest
 from sqlalchemy import delete, select
 
-from domain import merging
 from domain.errors import DomainError
-from domain.lifecycle import (
+from domain.identity import merging
+from domain.lifecycle.by_hand import set_stage
+from domain.lifecycle.config import ModelRefused, apply_preset, configure
+from domain.lifecycle.model import (
     LifecycleModelRecord,
     RuleRecord,
     StageRecord,
@@ -20,9 +22,8 @@ from domain.lifecycle import (
     history_of,
     store_model,
 )
-from domain.lifecycle_config import ModelRefused, apply_preset, configure
-from domain.lifecycle_rules import sweep, sweep_every
-from domain.stage_moves import set_stage
+from domain.lifecycle.rules import sweep
+from service.periodic import sweep_lifecycle_every
 from store.models import (
     Customer,
     LifecycleEdge,
@@ -31,9 +32,16 @@ from store.models import (
     TagDefinition,
     TagHistory,
 )
+from store.types import utcnow
 from tests.builders import make_customer
 from tests.integration.identity_helpers import ident, row_counts
-from tests.integration.lifecycle_helpers import Shopper, day, stage_events, transition_count
+from tests.integration.lifecycle_helpers import (
+    T0,
+    Shopper,
+    day,
+    stage_events,
+    transition_count,
+)
 
 FUNNEL_JOURNEY = [
     (None, "awareness", None),
@@ -198,7 +206,7 @@ async def test_a_tag_change_is_new_data_for_a_rule_that_already_fired(db) -> Non
 
 async def test_serve_sweeps_in_the_background_on_its_interval(db) -> None:
     stageless = await make_customer(db)
-    task = asyncio.create_task(sweep_every(db, 0.01))
+    task = asyncio.create_task(sweep_lifecycle_every(db, 0.01))
     try:
         for _ in range(500):  # polls the task's effect; the rules' clock is not involved
             await asyncio.sleep(0.01)
@@ -270,10 +278,11 @@ async def test_a_mapping_must_name_stages_that_exist(db) -> None:
     }
 
 
-async def test_a_merge_keeps_the_survivors_stage_and_marks_the_merged_history(db) -> None:
+async def test_a_merge_marks_the_merged_history_and_runs_the_rules_on_the_survivor(db) -> None:
+    lately = (utcnow() - T0).days - 5  # the merge runs the rules at the wall clock
     old, new = Shopper(db, "old@x.com"), Shopper(db, "new@x.com")
-    await old.views(0, "page_view")
-    await new.views(1)
+    await old.views(lately, "page_view")
+    await new.views(lately + 1)
     survivor, merged = await old.id(), await new.id()
     view = await merging.merge_customers(db, survivor, merged, "same person", "admin")
     history = (await history_of(db, [survivor]))[survivor]
@@ -281,18 +290,20 @@ async def test_a_merge_keeps_the_survivors_stage_and_marks_the_merged_history(db
         ("awareness", None),
         ("awareness", view.id),
         ("consideration", view.id),
+        ("consideration", None),  # the merged product view counts for the survivor at once
     ]
-    assert await old.stage() == "awareness"  # the survivor's stage stays
-    assert await transition_count(db) == 3
+    assert await old.stage() == "consideration"
+    assert await transition_count(db) == 4
 
 
-async def test_new_data_after_a_merge_moves_the_survivor_by_the_merged_history_rules(db) -> None:
+async def test_a_merge_moves_the_survivor_at_once_by_the_merged_data(db) -> None:
+    lately = (utcnow() - T0).days - 5
     old, new = Shopper(db, "o2@x.com"), Shopper(db, "n2@x.com")
-    await old.views(0, "page_view")
-    await new.buys(1)
+    await old.views(lately, "page_view")
+    await new.buys(lately + 1)
     await merging.merge_customers(db, await old.id(), await new.id(), "same", "admin")
-    assert (await sweep(db, day(2))).transitions == 1  # the merged order counts for the survivor
-    assert await old.stage() == "purchase"
+    assert await old.stage() == "purchase"  # the merged order counts for the survivor
+    assert (await sweep(db, day(lately + 2))).transitions == 0  # nothing left for the sweep
 
 
 async def test_a_rule_whose_condition_no_longer_validates_is_skipped(db) -> None:

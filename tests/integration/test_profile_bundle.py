@@ -8,7 +8,9 @@ from decimal import Decimal
 
 from sqlalchemy import update
 
-from domain import lifecycle, metrics, profile, tags
+from domain import profile, tags
+from domain.activity import metrics
+from domain.lifecycle import model as lifecycle
 from domain.profile_bundle import PARTS, bundles_of, supported
 from store.db import Database
 from store.models import CustomerMetrics, TagAssignment

@@ -12,14 +12,18 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from domain import activity, rule_tags, segments, tagging, tags
-from domain.activity import OrderItem
+from domain import cascade, tags
+from domain.activity import ingest as activity
+from domain.activity.ingest import OrderItem
 from domain.errors import DomainError
-from domain.lifecycle import LifecycleModelRecord, RuleRecord, StageRecord
-from domain.lifecycle_config import configure
-from domain.profile_edit import update_customer
-from domain.tagging import Assignment
+from domain.identity.editing import update_customer
+from domain.lifecycle.config import configure
+from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
+from domain.segments import definitions as segments
+from domain.tagging import bulk as tagging
+from domain.tagging.bulk import Assignment
 from domain.tags import TagSpec
+from service.periodic import sweep_tags_every
 from store.db import Database
 from store.models import Customer, OutboxEvent, SegmentMembership, TagAssignment, TagHistory
 from tests.integration.condition_helpers import NOW, add_customer, add_order
@@ -122,10 +126,10 @@ async def test_the_full_reevaluation_follows_time_and_data_written_around_the_ap
     async with db.write() as session:  # not through a write path: only the sweep can see it
         await add_order(session, p["ann"], 50, NOW - timedelta(days=10))
     assert await holders(db, "recent_buyer") == set()
-    [result] = await rule_tags.reevaluate_all(db, NOW)
+    [result] = await cascade.reevaluate_rule_tags(db, NOW)
     assert (result.key, result.assigned, result.removed) == ("recent_buyer", 1, 0)
     assert await holders(db, "recent_buyer") == {p["ann"]}
-    [result] = await rule_tags.reevaluate_all(db, NOW + timedelta(days=25))
+    [result] = await cascade.reevaluate_rule_tags(db, NOW + timedelta(days=25))
     assert (result.assigned, result.removed) == (0, 1)  # the order is now 35 days old
     assert await holders(db, "recent_buyer") == set()
     assert await history(db, "recent_buyer") == [
@@ -155,7 +159,7 @@ async def test_rule_tags_are_evaluated_after_the_rule_tags_they_read(db) -> None
     async with db.write() as session:  # both move in one full run, the base first
         await session.execute(update(Customer).values(country="US"))
         await session.execute(update(Customer).where(Customer.id == p["bob"]).values(country="CN"))
-    results = await rule_tags.reevaluate_all(db)
+    results = await cascade.reevaluate_rule_tags(db)
     assert [r.key for r in results] == ["z_base", "a_follower"]
     assert await holders(db, "a_follower") == {p["bob"]}
 
@@ -270,7 +274,7 @@ async def test_c360_sweep_tags_removes_expired_assignments_and_records_it(db, da
 
 async def test_serve_sweeps_tags_in_the_background_on_its_interval(db) -> None:
     bob = await _expired_trial(db)
-    task = asyncio.create_task(tagging.sweep_every(db, 0.2))
+    task = asyncio.create_task(sweep_tags_every(db, 0.2))
     try:
         for _ in range(500):  # polls the task's effect; it sleeps 0.2 s between sweeps
             await asyncio.sleep(0.01)
@@ -315,7 +319,7 @@ async def test_reassigning_an_expired_tag_reports_its_removal_before_the_new_ass
 
 
 async def test_a_manual_merge_and_its_undoing_keep_rule_tags_in_step(db) -> None:
-    from domain import merging
+    from domain.identity import merging
 
     found = await people(db, a="CN", b="DE")
     a, b = found["a"], found["b"]

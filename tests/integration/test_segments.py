@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from domain import segments
 from domain.errors import DomainError
-from domain.identity import IdentifyInput, identify
+from domain.identity.linking import IdentifyInput, identify
+from domain.segments import definitions as segments
 from store.db import Database
 from store.models import (
     Customer,

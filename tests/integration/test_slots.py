@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from domain.settings import Settings
+from service.settings import Settings
 from store.slots import Slots
 
 

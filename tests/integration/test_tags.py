@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from domain import merging, tagging, tags
+from domain import tags
 from domain.errors import DomainError
-from domain.tagging import Assignment
+from domain.identity import merging
+from domain.tagging import bulk as tagging
+from domain.tagging.bulk import Assignment
 from domain.tags import TagSpec
 from store.models import OutboxEvent, TagAssignment, TagHistory
 from tests.builders import make_customer

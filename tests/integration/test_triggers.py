@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from domain.triggers import abandoned_carts, birthdays, inactive_customers
+from domain.delivery.triggers import abandoned_carts, birthdays, inactive_customers
 from store.db import Database
 from store.models import Customer, Event, Order, OutboxEvent
 from tests.builders import make_customer

@@ -13,11 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from domain.dispatcher import Dispatcher
-from domain.errors import InvalidInput, NotFound
-from domain.pagination import PageRequest
-from domain.settings import Settings
-from domain.webhooks import (
+from domain.delivery.webhooks import (
     DeliveryRecord,
     DeliveryStatus,
     define_webhook,
@@ -26,6 +22,10 @@ from domain.webhooks import (
     list_webhooks,
     replay_delivery,
 )
+from domain.errors import InvalidInput, NotFound
+from domain.pagination import PageRequest
+from service.dispatcher import Dispatcher
+from service.settings import Settings
 from store.db import Database
 from store.models import OutboxEvent
 from store.pubsub import InProcessBroker
@@ -261,7 +261,7 @@ async def test_no_event_is_lost_when_the_dispatcher_is_killed_mid_batch_and_rest
     assert len(endpoint.at("/")) > len(customers)
 
 
-async def wait_until_delivered(db: Database, expected: int, timeout: float = 5) -> None:
+async def wait_until_delivered(db: Database, expected: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if len(await deliveries(db, DeliveryStatus.DELIVERED)) == expected:

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.change_feed import FeedFilter
-from domain.dispatch import ChangeRecord, ready_in_order
+from domain.delivery.dispatch import ChangeRecord, ready_in_order
+from domain.delivery.feed import FeedFilter
+from domain.delivery.sending import DeliveryPolicy, sign
+from domain.delivery.triggers import is_birthday, zone_of
+from domain.delivery.webhooks import validate_kinds, validate_url
 from domain.errors import Forbidden, InvalidInput
-from domain.triggers import is_birthday, zone_of
-from domain.webhook_delivery import DeliveryPolicy, sign
-from domain.webhooks import validate_kinds, validate_url
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

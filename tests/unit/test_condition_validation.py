@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from domain.condition_tree import AllOf, MembershipLeaf, Negation, TagLeaf
-from domain.conditions import (
+from domain.conditions.language import (
     MAX_DEPTH,
     MAX_LEAVES,
     Catalog,
@@ -20,6 +19,7 @@ from domain.conditions import (
     parse,
     referenced_segments,
 )
+from domain.conditions.tree import AllOf, MembershipLeaf, Negation, TagLeaf
 from domain.errors import InvalidInput
 
 VIP = {"tag": {"key": "vip"}}

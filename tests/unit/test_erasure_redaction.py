@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from domain.erasure_conditions import redact_condition
-from domain.erasure_scrub import REDACTED, Needles, _redact_messages, redact
+from domain.access.erasure_conditions import redact_condition
+from domain.access.erasure_scrub import REDACTED, Needles, _redact_messages, redact
 
 NEEDLES = Needles(frozenset({"ann@example.com", "ann", "38"}))
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
-from domain.normalize import _plain_email, normalize
+from domain.identity.normalize import _plain_email, normalize
 
 ACCEPTED = [
     ("email", "alice@example.com", "alice@example.com"),

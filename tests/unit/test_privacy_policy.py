@@ -1,9 +1,9 @@
-"""domain.privacy's policy alone: which conditions read PII, through any chain of segments and
+"""domain.access.privacy's policy alone: which conditions read PII, through any chain of segments and
 RULE tags, and what a partner sees of a condition."""
 
 from __future__ import annotations
 
-from domain.privacy import PiiPolicy, _with_conditions_reading_pii
+from domain.access.privacy import PiiPolicy, _with_conditions_reading_pii
 
 EMAIL = {"attribute": {"field": "email", "op": "IN", "values": ["a@x.com", "b@x.com"]}}
 

@@ -1,0 +1,156 @@
+"""Identity types as data: the seeded defaults, loading them, and admins defining new ones."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.errors import InvalidInput
+from domain.identity.normalize import NORMALIZERS, normalize
+from store.db import Database
+from store.models import IdentityType
+
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityTypeSpec:
+    key: str
+    label: str
+    normalizer: str
+    is_pii: bool = True
+    unique: bool = False
+    max_per_customer: int | None = None
+    priority: int = 0
+    blocked_values: tuple[str, ...] = field(default=())
+
+
+# Priorities order survivor choice on merge: crm_id > wechat_unionid > phone > email >
+# wechat_openid > device_id. A CRM id or a WeChat union id names one person; a device does not.
+DEFAULT_TYPES = (
+    IdentityTypeSpec("crm_id", "CRM id", "exact", is_pii=False, unique=True, priority=100),
+    IdentityTypeSpec("wechat_unionid", "WeChat union id", "exact", unique=True, priority=90),
+    IdentityTypeSpec("phone", "Phone", "phone", priority=80),
+    IdentityTypeSpec(
+        "email",
+        "Email",
+        "email",
+        priority=70,
+        blocked_values=("test@test.com", "noemail@example.com"),
+    ),
+    IdentityTypeSpec("wechat_openid", "WeChat open id", "exact", priority=60),
+    IdentityTypeSpec(
+        "device_id",
+        "Device id",
+        "lowercase",
+        is_pii=False,
+        max_per_customer=20,
+        priority=10,
+        blocked_values=("00000000-0000-0000-0000-000000000000",),
+    ),
+)
+
+
+def _spec(row: IdentityType) -> IdentityTypeSpec:
+    return IdentityTypeSpec(
+        key=row.key,
+        label=row.label,
+        normalizer=row.normalizer,
+        is_pii=row.is_pii,
+        unique=row.unique,
+        max_per_customer=row.max_per_customer,
+        priority=row.priority,
+        blocked_values=tuple(row.blocked_values or ()),
+    )
+
+
+async def load_identity_types(session: AsyncSession) -> dict[str, IdentityTypeSpec]:
+    rows = (
+        await session.scalars(select(IdentityType).order_by(IdentityType.priority.desc()))
+    ).all()
+    return {row.key: _spec(row) for row in rows}
+
+
+async def list_identity_types(db: Database) -> list[IdentityTypeSpec]:
+    async with db.read() as session:
+        return list((await load_identity_types(session)).values())
+
+
+async def ensure_default_identity_types(session: AsyncSession) -> None:
+    existing = set((await session.scalars(select(IdentityType.key))).all())
+    for spec in DEFAULT_TYPES:
+        if spec.key not in existing:
+            session.add(_row(spec))
+
+
+def _row(spec: IdentityTypeSpec) -> IdentityType:
+    return IdentityType(
+        key=spec.key,
+        label=spec.label,
+        normalizer=spec.normalizer,
+        is_pii=spec.is_pii,
+        unique=spec.unique,
+        max_per_customer=spec.max_per_customer,
+        priority=spec.priority,
+        blocked_values=list(spec.blocked_values),
+    )
+
+
+def validate_spec(spec: IdentityTypeSpec, region: str) -> IdentityTypeSpec:
+    """Check an admin's definition; blocked values are stored normalized, as they are compared."""
+    if not KEY_PATTERN.match(spec.key):
+        raise InvalidInput("a key is a lowercase slug: a-z, 0-9 and _", field=["input", "key"])
+    if not spec.label.strip():
+        raise InvalidInput("a label is required", field=["input", "label"])
+    if spec.normalizer not in NORMALIZERS:
+        raise InvalidInput(
+            f"normalizer must be one of {', '.join(NORMALIZERS)}", field=["input", "normalizer"]
+        )
+    if spec.max_per_customer is not None and spec.max_per_customer < 1:
+        raise InvalidInput("maxPerCustomer must be at least 1", field=["input", "maxPerCustomer"])
+    normalized = []
+    for index, value in enumerate(spec.blocked_values):
+        try:
+            normalized.append(normalize(spec.normalizer, value, region=region))
+        except InvalidInput as error:
+            if error.code == "BLOCKED_IDENTITY":
+                continue  # already refused for every type
+            raise error.at("input", "blockedValues", index) from None
+    return IdentityTypeSpec(
+        key=spec.key,
+        label=spec.label.strip(),
+        normalizer=spec.normalizer,
+        is_pii=spec.is_pii,
+        unique=spec.unique,
+        max_per_customer=spec.max_per_customer,
+        priority=spec.priority,
+        blocked_values=tuple(dict.fromkeys(normalized)),
+    )
+
+
+async def define_identity_type(
+    db: Database, spec: IdentityTypeSpec, region: str
+) -> IdentityTypeSpec:
+    """Create a type, or redefine one; the normalizer of a type in use cannot change, since the
+    values already stored were normalized by the old one."""
+    spec = validate_spec(spec, region)
+
+    async def work(session: AsyncSession) -> IdentityTypeSpec:
+        row = await session.get(IdentityType, spec.key, with_for_update=True)
+        if row is None:
+            session.add(_row(spec))
+            return spec
+        if row.normalizer != spec.normalizer:
+            raise InvalidInput(
+                "the normalizer of an existing identity type cannot change",
+                field=["input", "normalizer"],
+            )
+        for name in ("label", "is_pii", "unique", "max_per_customer", "priority"):
+            setattr(row, name, getattr(spec, name))
+        row.blocked_values = list(spec.blocked_values)
+        return spec
+
+    return await db.transact(work)

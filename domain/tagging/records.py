@@ -1,0 +1,111 @@
+"""What every change of tag assignments leaves behind: tag history rows and tag.assigned /
+tag.removed change events, written by the database (INSERT ... SELECT) for a whole set of
+profiles at once, never row by row from Python.
+
+Shared by manual tagging (domain.tagging.bulk) and RULE tags (domain.tagging.rules); it knows
+nothing of either, only the tag's id and key. `touched` names the profiles whose tags a change at
+`now` moved, read back from the history it wrote: the scope of what must follow (RULE tags,
+lifecycle rules, materialized segments).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import OutboxEvent, TagAssignment, TagHistory
+from store.sqlfuncs import new_uuid
+from store.types import UTCDateTime
+
+__all__ = ["events", "history", "remove", "touched"]
+
+
+def events(
+    session: AsyncSession,
+    kind: str,
+    customers: Select[Any],
+    tag_key: str,
+    value: str | None,
+    now: datetime,
+) -> Any:
+    """tag.assigned / tag.removed for each profile in `customers` (its first column)."""
+    payload = {"tag": tag_key, "value": value} if kind == "tag.assigned" else {"tag": tag_key}
+    column = customers.subquery().c[0]
+    return insert(OutboxEvent).from_select(
+        ["event_id", "kind", "customer_id", "payload", "created_at"],
+        select(
+            new_uuid(session),
+            literal(kind),
+            column,
+            literal(payload, OutboxEvent.payload.type),
+            literal(now, UTCDateTime()),
+        ),
+    )
+
+
+async def history(
+    session: AsyncSession,
+    action: str,
+    which: Any,
+    new_value: Any,
+    source: Any,
+    actor: str | None,
+    now: datetime,
+) -> int:
+    """One history row per current assignment matching `which` (its value is the old one);
+    returns how many."""
+    result = await session.execute(
+        insert(TagHistory).from_select(
+            ["customer_id", "tag_id", "action", "old_value", "new_value", "source", "actor", "at"],
+            select(
+                TagAssignment.customer_id,
+                TagAssignment.tag_id,
+                literal(action),
+                TagAssignment.value,
+                literal(new_value, TagHistory.new_value.type),
+                literal(source, TagHistory.source.type),
+                literal(actor, TagHistory.actor.type),
+                literal(now, UTCDateTime()),
+            ).where(which),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def remove(
+    session: AsyncSession,
+    action: str,
+    which: Any,
+    tag_key: str,
+    source: str | None,
+    actor: str | None,
+    now: datetime,
+) -> int:
+    """Remove the assignments matching `which`, recording `action` (REMOVED, EXPIRED) and a
+    tag.removed event for each; returns how many.
+
+    The rows are locked first: of two transactions removing the same assignment (a write's
+    re-evaluation and the periodic sweep), the second waits, then finds it gone, and records
+    nothing (each later statement reads afresh under READ COMMITTED). SQLite's writers are
+    serial already."""
+    await session.execute(select(TagAssignment.id).where(which).with_for_update())
+    count = await history(session, action, which, None, source, actor, now)
+    if count:
+        holders = select(TagAssignment.customer_id).where(which)
+        await session.execute(events(session, "tag.removed", holders, tag_key, None, now))
+        await session.execute(delete(TagAssignment).where(which))
+    return count
+
+
+def touched(tag_ids: Sequence[uuid.UUID], now: datetime) -> Select[Any]:
+    """The profiles a change at `now` assigned, changed, expired or removed these tags on (a
+    profile may appear more than once: use it with IN). It reads no customers row, so it
+    can stand in `customers.id IN (...)` without being correlated away."""
+    return select(TagHistory.customer_id).where(
+        TagHistory.tag_id.in_(tag_ids), TagHistory.at == now
+    )

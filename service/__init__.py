@@ -1,0 +1,1 @@
+"""The running service around the rules: settings, reference and demo data, background loops."""

@@ -1,0 +1,142 @@
+"""The dispatcher: a background task of every `serve` worker, or `c360 dispatch` on its own.
+
+Three loops, so that a slow webhook never holds up the live feed: the outbox (to subscribers
+and into webhook deliveries, `domain.delivery.dispatch`), due webhook deliveries
+(`domain.delivery.sending`), and the time-based triggers (`domain.delivery.triggers`). Any number of
+dispatchers may run against one database: claims never overlap (PostgreSQL) or are serialized
+(SQLite, one process). A loop that fails logs it and carries on after a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+
+import httpx
+
+from domain.delivery.dispatch import dispatch_outbox
+from domain.delivery.sending import DeliveryPolicy, deliver_due
+from domain.delivery.triggers import run_triggers
+from service.settings import Settings
+from store.db import Database
+from store.pubsub import Broker
+from store.types import utcnow
+
+log = logging.getLogger("c360.dispatch")
+PAUSE_AFTER_ERROR_SECONDS = 1.0
+# An idle webhook loop is woken by its own outbox loop when that queues deliveries; polling
+# only has to find retries coming due (and work a dispatcher that died left behind).
+DELIVERY_POLL_SECONDS = 1.0
+USER_AGENT = "c360-webhooks/1"
+
+
+class Dispatcher:
+    def __init__(self, db: Database, broker: Broker, settings: Settings) -> None:
+        self.db = db
+        self.broker = broker
+        self.settings = settings
+        self.policy = DeliveryPolicy.of(settings)
+        self._client: httpx.AsyncClient | None = None
+        self._queued = asyncio.Event()
+
+    async def __aenter__(self) -> Dispatcher:
+        # A pool no larger than the requests in flight: httpcore's bookkeeping grows with it.
+        size = self.policy.concurrency
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        _type: type[BaseException] | None,
+        _error: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def dispatch_once(self, now: datetime | None = None) -> int:
+        """One batch out of the outbox; how many events went out."""
+        sent = await dispatch_outbox(
+            self.db, self.broker, batch_size=self.settings.dispatch_batch_size, now=now
+        )
+        if sent:
+            self._queued.set()
+        return sent
+
+    async def deliver_once(self, now: datetime | None = None) -> int:
+        """One batch of due webhook deliveries; how many requests were made."""
+        if self._client is None:
+            raise RuntimeError("use the dispatcher as `async with Dispatcher(...)`")
+        return await deliver_due(
+            self.db,
+            self._client,
+            self.policy,
+            batch_size=self.settings.dispatch_batch_size,
+            now=now,
+        )
+
+    async def triggers_once(self, now: datetime | None = None) -> int:
+        """Every time-based trigger; how many events they emitted."""
+        return await run_triggers(self.db, self.settings, now or utcnow())
+
+    async def run(self) -> None:
+        """Until cancelled."""
+        interval = self.settings.dispatch_interval_seconds
+        async with self, asyncio.TaskGroup() as loops:
+            loops.create_task(_loop("outbox", self.dispatch_once, interval))
+            loops.create_task(
+                _loop(
+                    "webhooks",
+                    self.deliver_once,
+                    max(interval, DELIVERY_POLL_SECONDS),
+                    wake=self._queued,
+                )
+            )
+            loops.create_task(
+                _loop(
+                    "triggers",
+                    self.triggers_once,
+                    self.settings.trigger_interval_seconds,
+                    always_pause=True,
+                )
+            )
+
+
+async def _loop(
+    name: str,
+    step: Callable[[], Awaitable[int]],
+    interval: float,
+    *,
+    always_pause: bool = False,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """Run `step` again at once while it finds work, else after `interval` or when `wake` is
+    set, whichever comes first."""
+    while True:
+        if wake is not None:
+            wake.clear()
+        try:
+            busy = await step()
+        except Exception:
+            log.exception("dispatcher: the %s loop failed; retrying", name)
+            await asyncio.sleep(max(interval, PAUSE_AFTER_ERROR_SECONDS))
+            continue
+        if always_pause or not busy:
+            await _pause(interval, wake)
+
+
+async def _pause(seconds: float, wake: asyncio.Event | None) -> None:
+    if wake is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)

@@ -1,0 +1,116 @@
+"""The service's configuration: one pydantic-settings object, built once and passed in.
+
+Nothing here reads the environment at import time; `Settings()` does, when an entry point
+(the CLI, the app factory, the test fixtures) asks for it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="C360_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./c360.db",
+        validation_alias=AliasChoices("DATABASE_URL", "C360_DATABASE_URL"),
+        description="SQLAlchemy URL; plain postgresql:// and sqlite:/// URLs get async drivers.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "C360_REDIS_URL"),
+        description="Unset: in-process cache and pub/sub (single process only).",
+    )
+    default_phone_region: str = "CN"
+    base_currency: str = "CNY"
+    currency_rates: dict[str, Decimal] = Field(
+        default_factory=lambda: {"CNY": Decimal(1), "USD": Decimal("7.10"), "EUR": Decimal("7.70")},
+        description="Units of the base currency per unit of each currency.",
+    )
+    page_size_default: int = 50
+    page_size_max: int = 200
+    batch_size_max: int = 1000
+    graphiql: bool = True
+    sql_echo: bool = False
+    erased_reidentify: Literal["refuse", "allow"] = "refuse"
+    erasure_salt: str = Field(
+        default="",
+        description="Secret key of the hashes kept of erased identities; set it in production "
+        "and never change it (a new salt stops recognizing identities erased before).",
+    )
+    # Access limits (api/limits.py): checked before any resolver runs.
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 4000
+    max_cost: int = Field(
+        default=50_000, description="Static cost of one operation (lists cost their page size)."
+    )
+    cost_budget_per_minute: int = Field(
+        default=500_000, description="Cost one API key may spend per minute (a token bucket)."
+    )
+    max_fields: int = Field(
+        default=5000, description="Fields of one operation with its fragments expanded."
+    )
+    max_repeated_fields: int = Field(
+        default=20, description="Times one response name may be selected in one selection set."
+    )
+    max_string_length: int = Field(
+        default=100_000, description="Characters of one text argument or variable."
+    )
+    introspection: bool = True
+    # Websockets (api/websockets.py): caps across workers with Redis, per process without.
+    ws_max_connections_per_key: int = Field(
+        default=100, description="Open websockets one API key may hold (TOO_MANY_CONNECTIONS)."
+    )
+    ws_max_subscriptions_per_key: int = Field(
+        default=500,
+        description="Operations one API key may run at once over its websockets "
+        "(TOO_MANY_SUBSCRIPTIONS).",
+    )
+    ws_key_check_interval_seconds: float = Field(
+        default=0.5, description="How often each worker re-checks the keys of its open sockets."
+    )
+    ready_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long /readyz waits for the database and Redis before answering 503.",
+    )
+    request_timeout_seconds: float = Field(
+        default=30.0, description="How long one request may execute before it is cut short."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, description="Bytes of one HTTP request body (413 above it)."
+    )
+    # Change events (domain/delivery/: dispatch, webhooks, triggers).
+    dispatcher: bool = Field(
+        default=True, description="Run the change dispatcher inside `serve` (in every worker)."
+    )
+    dispatch_interval_seconds: float = 0.1
+    dispatch_batch_size: int = 500
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = Field(
+        default=16, description="Requests in flight per dispatcher, to all webhooks together."
+    )
+    webhook_max_attempts: int = 10
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    trigger_interval_seconds: float = 300.0
+    trigger_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Birthdays fall on this zone's date unless a customer's locale names one.",
+    )
+    inactive_days: int = 90
+    cart_abandoned_hours: int = 24
+    # Lifecycle (domain/lifecycle/rules.py): every rule over all profiles; 0 turns it off.
+    lifecycle_sweep_interval_seconds: float = Field(
+        default=3600.0, description="How often `serve` sweeps the lifecycle rules (each worker)."
+    )
+    # Tags (domain/tagging/bulk.py): expired assignments swept, every RULE tag re-evaluated; 0: off.
+    tag_sweep_interval_seconds: float = Field(
+        default=3600.0, description="How often `serve` sweeps the tags (each worker)."
+    )

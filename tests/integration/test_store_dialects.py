@@ -1,0 +1,89 @@
+"""The store's per-dialect functions mean the same on SQLite and PostgreSQL: the domain builds
+one statement with them and never asks which backend it runs on."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import Float, literal, select, union_all
+
+from store.db import Database
+from store.locking import (
+    hold_identities,
+    hold_lifecycle_model,
+    hold_rule_tags,
+    identity_lock_key,
+    skip_locked,
+)
+from store.models import Identity
+from store.sqlfuncs import days_between, days_since, json_object, medians, new_uuid, pair_in
+from store.types import UTCDateTime, utcnow
+from tests.builders import make_customer
+
+
+async def test_days_since_and_between_count_fractional_days(db: Database) -> None:
+    now = utcnow()
+    then = literal(now - timedelta(days=2, hours=12), UTCDateTime())
+    async with db.read() as session:
+        since = (await session.execute(select(days_since(session, then, now)))).scalar_one()
+        between = (
+            await session.execute(select(days_between(session, then, literal(now, UTCDateTime()))))
+        ).scalar_one()
+    assert abs(since - 2.5) < 1e-6
+    assert abs(between - 2.5) < 1e-6
+
+
+async def test_new_uuid_makes_distinct_uuids(db: Database) -> None:
+    async with db.read() as session:
+        made = (await session.execute(select(new_uuid(session), new_uuid(session)))).one()
+    first, second = (uuid.UUID(str(value)) for value in made)
+    assert first != second
+
+
+async def test_json_object_builds_an_object(db: Database) -> None:
+    async with db.read() as session:
+        made = (
+            await session.execute(select(json_object(session, a=literal("x"), b=literal(2))))
+        ).scalar_one()
+    assert (json.loads(made) if isinstance(made, str) else made) == {"a": "x", "b": 2}
+
+
+async def test_pair_in_matches_whole_pairs_only(db: Database) -> None:
+    await make_customer(db, identities=[("email", "a@example.com"), ("phone", "13800138000")])
+    pairs = [("email", "a@example.com"), ("phone", "a@example.com"), ("email", "none@x.com")]
+    async with db.read() as session:
+        found = await session.execute(
+            select(Identity.type, Identity.value).where(
+                pair_in(session, Identity.type, Identity.value, pairs)
+            )
+        )
+    assert set(found) == {("email", "a@example.com")}
+
+
+async def test_medians_average_the_two_middle_values_of_an_even_count(db: Database) -> None:
+    rows = [("a", 1.0), ("a", 2.0), ("a", 10.0), ("b", 1.0), ("b", 3.0), ("b", 4.0), ("b", 9.0)]
+    source = union_all(
+        *(select(literal(g).label("g"), literal(v, Float).label("v")) for g, v in rows)
+    ).subquery()
+    async with db.read() as session:
+        found = await session.execute(medians(session, source, "g", "v"))
+    assert {g: float(m) for g, m in found} == {"a": 2.0, "b": 3.5}
+
+
+async def test_locks_are_taken_and_held_to_the_end_of_the_transaction(db: Database) -> None:
+    async with db.write() as session:
+        await hold_lifecycle_model(session, exclusive=False)
+        await hold_rule_tags(session)
+        await hold_identities(session, [("email", "a@example.com"), ("email", "b@example.com")])
+        await hold_identities(session, [])
+        claim = select(Identity.id).order_by(Identity.id)
+        assert (await session.execute(skip_locked(session, claim))).all() == []
+
+
+def test_identity_lock_keys_are_64_bit_and_tell_kind_from_value() -> None:
+    key = identity_lock_key("email", "a@example.com")
+    assert -(2**63) <= key < 2**63
+    assert key != identity_lock_key("emaila", "@example.com")
+    assert key == identity_lock_key("email", "a@example.com")
