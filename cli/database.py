@@ -90,7 +90,9 @@ def resolve_settings(*, creates: bool = False) -> Settings:
     if database in ("", ":memory:") or database.startswith("file:"):
         fail(f"bad DATABASE_URL {raw!r}: a SQLite database needs a file path", URL_HINT)
     path = (Path.cwd() / Path(database).expanduser()).resolve()
-    console.print(f"[dim]database: SQLite file {escape(str(path))}[/dim]", highlight=False)
+    console.print(
+        f"[dim]database: SQLite file {escape(str(path))}[/dim]", highlight=False, soft_wrap=True
+    )
     if not path.exists() and not creates:
         fail(
             f"no SQLite database at {path}",
