@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test lint schema
 
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/c360 demo
+	$(BIN)/c360 demo --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -6,15 +6,20 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
 
+from cli.database import State, console, fail, friendly_errors, migrate_database, resolve_settings
+from cli.database import run as with_database
+from cli.database import safe_url as _safe_url
+from cli.output import JsonOption, print_json, progress_bar, summary
+from cli.serving import demo_admin_key, demo_key_file, ensure_port_free
 from domain.access.keys import (
+    ApiKeyRecord,
     create_api_key,
     list_api_keys,
     parse_key_id,
@@ -24,12 +29,10 @@ from domain.access.keys import (
 from domain.activity import metrics
 from domain.errors import DomainError
 from domain.lifecycle.rules import SWEEP_BATCH_SIZE
+from domain.lifecycle.rules import SweepResult as LifecycleSweep
 from domain.lifecycle.rules import sweep as lifecycle_sweep
 from domain.profile import count_customers
-from service.bootstrap import ensure_reference_data
 from service.demo import seed_demo as run_seed
-from service.settings import Settings
-from store import migrate as migrations
 from store.db import Database
 
 app = typer.Typer(help="Customer-360 GraphQL API.", no_args_is_help=True)
@@ -37,107 +40,190 @@ apikey = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=T
 app.add_typer(apikey, name="apikey")
 lifecycle = typer.Typer(help="The lifecycle model.", no_args_is_help=True)
 app.add_typer(lifecycle, name="lifecycle")
-console = Console(stderr=True)
-T = TypeVar("T")
 
 
-def with_database(work: Callable[[Database], Awaitable[T]], settings: Settings) -> T:
-    async def run() -> T:
-        db = Database.from_url(settings.database_url)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
-
-
-def prepare_database(settings: Settings) -> None:
-    migrations.upgrade(settings.database_url)
-    with_database(ensure_reference_data, settings)
+@app.callback()
+def main(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="C360_DEBUG", help="Show tracebacks instead of one line."),
+    ] = False,
+) -> None:
+    """Customer-360 GraphQL API. DATABASE_URL names the database (default: ./c360.db)."""
+    State.debug = debug
 
 
 @app.command()
-def migrate() -> None:
-    """Upgrade the database to the latest schema and add missing reference data."""
-    settings = Settings()
-    prepare_database(settings)
-    console.print(f"[green]database is up to date[/green] ({_safe_url(settings.database_url)})")
+def migrate(json_output: JsonOption = False) -> None:
+    """Upgrade the database to the latest schema and add missing reference data (creates a
+    SQLite file that does not exist yet)."""
+    settings = resolve_settings(creates=True)
+    head = migrate_database(settings)
+    url = _safe_url(settings.database_url)
+    if json_output:
+        print_json({"database": url, "revision": head})
+        return
+    console.print(f"[green]database is up to date[/green] ({url}, revision {head})")
+
+
+async def _seed(db: Database, customers: int, seed: int, show: bool) -> dict[str, object]:
+    started = time.perf_counter()
+    with progress_bar(f"seeding {customers:,} demo customers", enabled=show) as update:
+        result = await run_seed(db, customers=customers, seed=seed, progress=update)
+    return asdict(result) | {"seconds": round(time.perf_counter() - started, 1)}
 
 
 @app.command("seed-demo")
 def seed_demo(
-    customers: Annotated[int, typer.Option(help="How many customers to create.")] = 3000,
+    customers: Annotated[int, typer.Option(min=1, help="How many customers to create.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="Do nothing when customers exist.")
     ] = False,
+    json_output: JsonOption = False,
 ) -> None:
-    """Fill the database with realistic demo customers, identities, orders and events."""
-    settings = Settings()
-    prepare_database(settings)
+    """Fill the database with realistic demo customers, identities, orders and events (migrates
+    it first; creates a SQLite file that does not exist yet)."""
+    settings = resolve_settings(creates=True)
+    migrate_database(settings)
 
-    async def work(db: Database) -> None:
+    async def work(db: Database) -> dict[str, object] | None:
         if if_empty and await count_customers(db):
-            console.print("demo data: customers already present, nothing added")
-            return
-        summary = await run_seed(db, customers=customers, seed=seed)
-        console.print(f"[green]demo data added[/green]: {summary}")
+            return None
+        return await _seed(db, customers, seed, show=not json_output)
 
-    with_database(work, settings)
+    added = with_database(work, settings)
+    if json_output:
+        print_json({"added": added is not None, **(added or {})})
+    elif added is None:
+        console.print("demo data: customers already present, nothing added")
+    else:
+        summary("demo data added", {k.replace("_", " "): v for k, v in added.items()})
 
 
 @app.command("recompute-metrics")
-def recompute_metrics() -> None:
+def recompute_metrics(json_output: JsonOption = False) -> None:
     """Rebuild every profile's metrics from its events and orders, then the RFM scores."""
-    settings = Settings()
-    scored = with_database(metrics.recompute_all, settings)
-    console.print(f"[green]metrics recomputed[/green]; {scored} customers with orders RFM-scored")
+    started = time.perf_counter()
+
+    async def work(db: Database) -> int:
+        with progress_bar("recomputing metrics", enabled=not json_output) as update:
+            return await metrics.recompute_all(db, progress=update)
+
+    scored = with_database(work, resolve_settings())
+    seconds = round(time.perf_counter() - started, 1)
+    if json_output:
+        print_json({"rfm_scored": scored, "seconds": seconds})
+        return
+    summary("metrics recomputed", {"customers RFM-scored": scored, "seconds": seconds})
 
 
 @app.command("refresh-segments")
-def refresh_segments() -> None:
+def refresh_segments(json_output: JsonOption = False) -> None:
     """Recompute every materialized segment's members (the periodic job: run it from cron),
     recording who entered and left."""
-    from domain.segments.definitions import refresh_all
+    from domain.segments.refresh import RefreshResult, refresh_all
 
-    results = with_database(refresh_all, Settings())
+    started = time.perf_counter()
+
+    async def work(db: Database) -> list[RefreshResult]:
+        with progress_bar("refreshing segments", enabled=not json_output) as update:
+            return await refresh_all(db, progress=update)
+
+    results = with_database(work, resolve_settings())
+    seconds = round(time.perf_counter() - started, 1)
     entered, exited = sum(r.entered for r in results), sum(r.exited for r in results)
-    console.print(
-        f"[green]refreshed[/green] {len(results)} segments: {entered} entered, {exited} exited"
+    if json_output:
+        print_json(
+            {
+                "segments": [
+                    {"id": str(r.segment_id), "entered": r.entered, "exited": r.exited}
+                    for r in results
+                ],
+                "entered": entered,
+                "exited": exited,
+                "seconds": seconds,
+            }
+        )
+        return
+    summary(
+        "segments refreshed",
+        {"segments": len(results), "entered": entered, "exited": exited, "seconds": seconds},
     )
 
 
 @app.command()
 def sweep(
-    batch_size: Annotated[int, typer.Option(help="Profiles per transaction.")] = SWEEP_BATCH_SIZE,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Profiles per transaction (at least 1).")
+    ] = SWEEP_BATCH_SIZE,
+    json_output: JsonOption = False,
 ) -> None:
     """Run every lifecycle rule over all live profiles: time alone moves some ("no activity in
     180 days"); `serve` also does this every lifecycle_sweep_interval_seconds."""
     started = time.perf_counter()
-    result = with_database(lambda db: lifecycle_sweep(db, batch_size=batch_size), Settings())
-    seconds = time.perf_counter() - started
-    console.print(
-        f"[green]swept[/green] {result.customers} customers: "
-        f"{result.transitions} stage transitions in {seconds:.1f}s"
+
+    async def work(db: Database) -> LifecycleSweep:
+        total = await count_customers(db)
+        with progress_bar("sweeping lifecycle rules", enabled=not json_output) as update:
+            return await lifecycle_sweep(
+                db, batch_size=batch_size, progress=lambda done, _: update(done, total)
+            )
+
+    result = with_database(work, resolve_settings())
+    seconds = round(time.perf_counter() - started, 1)
+    if json_output:
+        print_json(
+            {"customers": result.customers, "transitions": result.transitions, "seconds": seconds}
+        )
+        return
+    summary(
+        "lifecycle sweep",
+        {
+            "customers": result.customers,
+            "stage transitions": result.transitions,
+            "seconds": seconds,
+        },
     )
 
 
 @app.command("sweep-tags")
-def sweep_tags() -> None:
+def sweep_tags(json_output: JsonOption = False) -> None:
     """Remove expired tag assignments (recorded as EXPIRED) and re-evaluate every RULE tag over
     all profiles: conditions that time alone makes true need it; `serve` also does this every
     tag_sweep_interval_seconds."""
+    from domain.tagging.bulk import SweepResult as TagSweep
     from domain.tagging.bulk import sweep as tag_sweep
 
     started = time.perf_counter()
-    result = with_database(tag_sweep, Settings())
-    seconds = time.perf_counter() - started
+
+    async def work(db: Database) -> TagSweep:
+        with progress_bar("sweeping tags", enabled=not json_output) as update:
+            return await tag_sweep(db, progress=update)
+
+    result = with_database(work, resolve_settings())
+    seconds = round(time.perf_counter() - started, 1)
     assigned = sum(r.assigned for r in result.rules)
     removed = sum(r.removed for r in result.rules)
-    console.print(
-        f"[green]swept tags[/green]: {result.expired} expired assignments removed; "
-        f"{len(result.rules)} RULE tags: {assigned} assigned, {removed} removed in {seconds:.1f}s"
+    figures = {
+        "expired": result.expired,
+        "rule_tags": len(result.rules),
+        "assigned": assigned,
+        "removed": removed,
+        "seconds": seconds,
+    }
+    if json_output:
+        print_json(figures)
+        return
+    summary(
+        "tag sweep",
+        {
+            "expired assignments removed": result.expired,
+            "RULE tags evaluated": len(result.rules),
+            "assigned": assigned,
+            "removed": removed,
+            "seconds": seconds,
+        },
     )
 
 
@@ -163,7 +249,7 @@ def lifecycle_preset(
     try:
         model = with_database(
             lambda db: apply_preset(db, name, stages, churn_days=churn_days, actor="cli"),
-            Settings(),
+            resolve_settings(),
         )
     except DomainError as error:
         problems = error.errors if isinstance(error, ModelRefused) else (error,)
@@ -175,18 +261,35 @@ def lifecycle_preset(
     )
 
 
+def _key_json(record: ApiKeyRecord) -> dict[str, object]:
+    return {
+        "id": str(record.id),
+        "role": record.role.value,
+        "name": record.name,
+        "prefix": record.prefix,
+        "created_at": record.created_at.isoformat(),
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+    }
+
+
 @apikey.command("create")
 def apikey_create(
     role: Annotated[str, typer.Option(help="admin, integration, frontend or partner.")],
     name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    json_output: JsonOption = False,
 ) -> None:
-    """Create a key; its secret is printed once, alone on the last line of stdout."""
-    settings = Settings()
+    """Create a key; its secret is printed once, alone on the last line of stdout (with
+    --json: the `secret` field)."""
     try:
-        new = with_database(lambda db: create_api_key(db, name, parse_role(role)), settings)
+        new = with_database(
+            lambda db: create_api_key(db, name, parse_role(role)), resolve_settings()
+        )
     except DomainError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
+    if json_output:
+        print_json(_key_json(new.record) | {"secret": new.secret})
+        return
     console.print(
         f"created {new.record.role.value} key [bold]{new.record.name}[/bold] ({new.record.id})"
     )
@@ -194,9 +297,15 @@ def apikey_create(
 
 
 @apikey.command("list")
-def apikey_list() -> None:
-    """Every key: id, role, name, secret prefix, created, revoked (secrets are not kept)."""
-    for key in with_database(list_api_keys, Settings()):
+def apikey_list(json_output: JsonOption = False) -> None:
+    """Every key: id, role, name, secret prefix, created, revoked (secrets are not kept);
+    tab-separated under a header line."""
+    keys = with_database(list_api_keys, resolve_settings())
+    if json_output:
+        print_json([_key_json(key) for key in keys])
+        return
+    print("\t".join(("id", "role", "name", "prefix", "created", "revoked")))
+    for key in keys:
         revoked = key.revoked_at.isoformat() if key.revoked_at else "-"
         print(
             f"{key.id}\t{key.role.value}\t{key.name}\t{key.prefix}\t"
@@ -208,7 +317,9 @@ def apikey_list() -> None:
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see list).")]) -> None:
     """Revoke a key: it stops working at once, in every worker."""
     try:
-        record = with_database(lambda db: revoke_api_key(db, parse_key_id(key_id)), Settings())
+        record = with_database(
+            lambda db: revoke_api_key(db, parse_key_id(key_id)), resolve_settings()
+        )
     except DomainError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
@@ -226,19 +337,31 @@ def export_schema(
     console.print(f"schema written to {path}")
 
 
+HostOption = Annotated[str, typer.Option(envvar="HOST", help="Address to listen on.")]
+PortOption = Annotated[
+    int, typer.Option(envvar="PORT", min=1, max=65535, help="Port to listen on.")
+]
+
+
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (needs PostgreSQL).")] = 1,
 ) -> None:
     """Run the API (GraphQL and GraphiQL at /graphql)."""
-    settings = Settings()
+    settings = resolve_settings()
     if workers > 1 and settings.database_url.startswith("sqlite"):
-        console.print("[red]several workers need PostgreSQL: SQLite serves one process[/red]")
-        raise typer.Exit(2)
+        fail("several workers need PostgreSQL: SQLite serves one process", "drop --workers")
+    ensure_port_free(host, port)
+    with_database(_nothing, settings)  # reachable and migrated, or one line and exit 1
     console.print(f"GraphiQL: [bold]http://{host}:{port}/graphql[/bold]")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    with friendly_errors():
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+async def _nothing(_db: Database) -> None:
+    return None
 
 
 @app.command()
@@ -249,7 +372,8 @@ def dispatch() -> None:
     from service.dispatcher import Dispatcher
     from store.pubsub import changes_channel, create_broker
 
-    settings = Settings()
+    settings = resolve_settings()
+    with_database(_nothing, settings)
     if not settings.redis_url:
         console.print("no REDIS_URL: subscribers of other processes will not see these events")
 
@@ -269,35 +393,31 @@ def dispatch() -> None:
                 await redis.aclose()
 
     console.print(f"dispatching changes from {_safe_url(settings.database_url)}")
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError), friendly_errors():
         asyncio.run(run())
 
 
 @app.command()
-def demo(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-) -> None:
-    """Migrate, seed demo data once, create an admin key, and serve: the quickest look."""
-    settings = Settings()
-    prepare_database(settings)
+def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Migrate, seed demo data once, and serve with the demo's admin key (created on the first
+    run, reused after): the quickest look. Fails before doing anything when the port is taken."""
+    ensure_port_free(host, port)
+    settings = resolve_settings(creates=True)
+    migrate_database(settings)
+    key_file = demo_key_file(settings.database_url)
 
-    async def work(db: Database) -> str:
+    async def work(db: Database) -> tuple[str, bool]:
         if not await count_customers(db):
-            console.print("seeding demo data ...")
-            console.print(f"[green]demo data added[/green]: {await run_seed(db)}")
-        return (await create_api_key(db, "demo", parse_role("admin"))).secret
+            added = await _seed(db, 3000, 42, show=True)
+            console.print(f"[green]demo data added[/green]: {added['customers']:,} customers")
+        return await demo_admin_key(db, key_file)
 
-    secret = with_database(work, settings)
+    secret, new = with_database(work, settings)
     console.rule("customer-360")
     console.print(f"GraphiQL:  [bold]http://{host}:{port}/graphql[/bold]")
     console.print(f"Admin key: [bold]{secret}[/bold]")
+    console.print(f"[dim]({'new, saved in' if new else 'reused from'} {key_file})[/dim]")
     console.print('In GraphiQL, open Headers and set {"Authorization": "Bearer <admin key>"}')
     console.rule()
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port)
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    with friendly_errors():
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port)

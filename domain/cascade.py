@@ -30,7 +30,7 @@ domain.tagging.records.touched):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -97,13 +97,17 @@ async def follow_rule_definition(
 
 
 async def reevaluate_rule_tags(
-    db: Database, now: datetime | None = None, actor: str = rule_tags.SWEEP_ACTOR
+    db: Database,
+    now: datetime | None = None,
+    actor: str = rule_tags.SWEEP_ACTOR,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> list[rule_tags.RuleResult]:
     """Every RULE tag over every profile, each in its own transaction with the lifecycle rules
-    and materialized segments of the profiles it moved."""
+    and materialized segments of the profiles it moved; `progress(tags done, tags)` after each."""
     now = now or utcnow()
     results = []
-    for key in await rule_tags.evaluation_order(db):
+    order = await rule_tags.evaluation_order(db)
+    for done, key in enumerate(order, 1):
 
         async def work(session: AsyncSession, key: str = key) -> list[rule_tags.RuleResult]:
             done = await rule_tags.reevaluate_one(session, key, now, actor)
@@ -111,4 +115,6 @@ async def reevaluate_rule_tags(
             return done
 
         results.extend(await db.transact(work))
+        if progress is not None:
+            progress(done, len(order))
     return results

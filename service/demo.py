@@ -19,6 +19,7 @@ import itertools
 import math
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -138,25 +139,37 @@ class _Person:
     chinese: bool
 
 
-async def seed_demo(db: Database, customers: int = 3000, seed: int = 42) -> DemoSummary:
-    """Insert `customers` demo profiles (duplicates included) and everything they did."""
+async def seed_demo(
+    db: Database,
+    customers: int = 3000,
+    seed: int = 42,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> DemoSummary:
+    """Insert `customers` demo profiles (duplicates included) and everything they did.
+    `progress(done, total)` counts in customers: generating them is the first half of the
+    work, inserting their rows the second."""
+    report = progress or (lambda _done, _total: None)
     now = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     async with db.write() as session:
         tag_ids = await _ensure_tag_definitions(session, now)
     builder = _DemoBuilder(seed, now, tag_ids)
-    duplicates = builder.build(customers)
+    duplicates = builder.build(customers, lambda made: report(made, 2 * customers))
+    total_rows = sum(len(builder.rows[table]) for table in TABLES) or 1
+    inserted = 0
     async with db.write() as session:
         for table in TABLES:
-            await _insert_in_chunks(session, table, builder.rows[table])
+            for chunk in _chunks(builder.rows[table]):
+                await session.execute(insert(Base.metadata.tables[table]), chunk)
+                inserted += len(chunk)
+                report(customers + customers * inserted // total_rows, 2 * customers)
     counted = {field.name for field in fields(DemoSummary)}  # a table's name, for most
     counts = {table: len(rows) for table, rows in builder.rows.items() if table in counted}
     return DemoSummary(**counts, duplicate_people=duplicates)
 
 
-async def _insert_in_chunks(session: AsyncSession, table: str, rows: list[Row]) -> None:
+def _chunks(rows: list[Row]) -> list[list[Row]]:
     # Core inserts on the table: the ORM's bulk path costs about four times as much here.
-    for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(Base.metadata.tables[table]), rows[start : start + CHUNK])
+    return [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
 
 
 async def _ensure_tag_definitions(session: AsyncSession, now: datetime) -> dict[str, uuid.UUID]:
@@ -190,15 +203,25 @@ class _DemoBuilder:
         self.rows: dict[str, list[Row]] = {table: [] for table in TABLES}
         self._order_numbers = itertools.count(1)
 
-    def build(self, customers: int) -> int:
-        """Generate `customers` profiles; returns how many are a second profile of someone."""
+    def build(self, customers: int, made: Callable[[int], None] | None = None) -> int:
+        """Generate `customers` profiles; returns how many are a second profile of someone.
+        `made(profiles so far)` hears every CHUNK profiles and at the end."""
         duplicates = round(customers * DUPLICATE_SHARE)
         people = [self._person() for _ in range(customers - duplicates)]
         for person in people:
             self._add_customer(person, self._identities(person))
+            self._report(made)
         for person in self.rng.sample(people, duplicates):
             self._add_customer(person, self._second_identities(person), most_orders=2)
+            self._report(made)
+        if made is not None:
+            made(len(self.rows["customers"]))
         return duplicates
+
+    def _report(self, made: Callable[[int], None] | None) -> None:
+        count = len(self.rows["customers"])
+        if made is not None and count % CHUNK == 0:
+            made(count)
 
     def _add_customer(
         self, person: _Person, found: list[Found], most_orders: int = MAX_ORDERS

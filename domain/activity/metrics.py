@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -304,12 +304,22 @@ def _segment_case() -> Any:
     return case(names, value=code, else_=None)
 
 
-async def recompute_all(db: Database, now: datetime | None = None) -> int:
-    """`c360 recompute-metrics`: every profile's figures, then RFM; returns customers scored."""
+async def recompute_all(
+    db: Database,
+    now: datetime | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> int:
+    """`c360 recompute-metrics`: every profile's figures, then RFM; returns customers scored.
+    `progress(done, total)` hears of each of the two steps."""
     now = now or utcnow()
+    report = progress or (lambda _done, _total: None)
 
     async def work(session: AsyncSession) -> int:
+        report(0, 2)
         await recompute(session, None, now)
-        return await refresh_rfm(session, now)
+        report(1, 2)
+        scored = await refresh_rfm(session, now)
+        report(2, 2)
+        return scored
 
     return await db.transact(work)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -94,9 +94,11 @@ async def sweep(
     *,
     batch_size: int = SWEEP_BATCH_SIZE,
     actor: str = SWEEP_ACTOR,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> SweepResult:
     """Every rule over every live profile, one transaction per batch of profiles in id order.
-    A profile another transaction is writing is passed over (that write runs the rules)."""
+    A profile another transaction is writing is passed over (that write runs the rules).
+    `progress(customers swept, None)` hears of each batch."""
     now = now or utcnow()
     after: uuid.UUID | None = None
     customers = transitions = 0
@@ -107,6 +109,8 @@ async def sweep(
             return SweepResult(customers, transitions)
         after, seen, moved = outcome
         customers, transitions = customers + seen, transitions + moved
+        if progress is not None:
+            progress(customers, None)
 
 
 async def _sweep_batch(

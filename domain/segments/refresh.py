@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -161,14 +161,19 @@ async def refresh_segment(
     return await db.transact(work)
 
 
-async def refresh_all(db: Database, now: datetime | None = None) -> list[RefreshResult]:
+async def refresh_all(
+    db: Database,
+    now: datetime | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> list[RefreshResult]:
     """Every materialized segment, dependencies first, each in its own transaction; a segment
-    whose condition no longer validates is skipped and logged, not fatal to the others."""
+    whose condition no longer validates is skipped and logged, not fatal to the others.
+    `progress(segments done, segments)` after each."""
     now = now or utcnow()
     async with db.read() as session:
         order = refresh_order(await load_catalog(session))
     results = []
-    for key in order:
+    for done, key in enumerate(order, 1):
 
         async def work(session: AsyncSession, key: str = key) -> RefreshResult:
             return await refresh_members(session, await load_catalog(session), key, now)
@@ -177,6 +182,8 @@ async def refresh_all(db: Database, now: datetime | None = None) -> list[Refresh
             results.append(await db.transact(work))
         except InvalidInput as error:
             log.warning("segment %s not refreshed: %s", key, error.message)
+        if progress is not None:
+            progress(done, len(order))
     return results
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -308,8 +308,14 @@ class SweepResult:
     rules: list[RuleResult]
 
 
-async def sweep(db: Database, now: datetime | None = None) -> SweepResult:
+async def sweep(
+    db: Database,
+    now: datetime | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> SweepResult:
     """The periodic upkeep of tags: remove expired assignments (recorded EXPIRED), then
-    re-evaluate every RULE tag over everyone (`c360 sweep-tags`, and `serve` on its interval)."""
+    re-evaluate every RULE tag over everyone (`c360 sweep-tags`, and `serve` on its interval);
+    `progress(RULE tags done, RULE tags)` after each."""
     now = now or utcnow()
-    return SweepResult(await sweep_expired(db, now), await reevaluate_rule_tags(db, now))
+    expired = await sweep_expired(db, now)
+    return SweepResult(expired, await reevaluate_rule_tags(db, now, progress=progress))
