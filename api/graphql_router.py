@@ -41,6 +41,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from api import graphiql
 from api.auth import bearer_token
 from api.context import Context
 from api.execution import DeadlineExceeded
@@ -81,6 +82,11 @@ class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
                 status_code=error.status_code,
                 media_type="application/json",
             )
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """GraphiQL from the service's own assets (api.graphiql), never a CDN."""
+        return graphiql.page()
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_json(data)
