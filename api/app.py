@@ -19,6 +19,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.auth import principal_of
 from api.context import AppState, Context, request_db
 from api.errors import unavailable_answer
+from api.graphiql import mount_assets
 from api.graphql_router import KeyedGraphQLRouter
 from api.request_body import BodyLimit
 from api.schema.root import build_schema
@@ -97,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
     )
     app.include_router(graphql, prefix="/graphql")
+    if settings.graphiql:
+        mount_assets(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_health(app, state)
     _add_error_handlers(app)

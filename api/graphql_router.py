@@ -11,6 +11,10 @@ deadline as objects complete (api.execution), and an asyncio timeout cuts short 
 awaits (a database statement is cancelled on the server with it, and its transaction rolled
 back). Either way the answer is one TIMEOUT error, never a 500.
 
+Every graphql-transport-ws message goes out as a text frame: the protocol says so, and stock
+clients (gql, graphql-ws, GraphiQL) drop binary frames. `encode_json` returns orjson's bytes,
+which strawberry's adapter would send as binary; `_TextFrames` sends them as text.
+
 A request the view cannot read (api.request_body says what it may be) gets HTTP 400 with a
 GraphQL-shaped JSON body and a code, as every other refusal of the view (405, 404): never a
 500 and never plain text.
@@ -22,17 +26,22 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from cross_web import HTTPException
 from starlette.responses import Response
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from api import graphiql
 from api.auth import bearer_token
 from api.context import Context
 from api.execution import DeadlineExceeded
@@ -50,8 +59,19 @@ def _authorization(params: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class _TextFrames(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages as text frames, whatever `encode_json` returns."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = KeyedTransportWSHandler
+    websocket_adapter_class = _TextFrames  # type: ignore[assignment]
 
     async def run(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -62,6 +82,11 @@ class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
                 status_code=error.status_code,
                 media_type="application/json",
             )
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """GraphiQL from the service's own assets (api.graphiql), never a CDN."""
+        return graphiql.page()
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_json(data)

@@ -56,7 +56,7 @@ async def record_orders(context: Context, orders: list[OrderInput]) -> RecordOrd
             external_id=o.external_id,
             amount=o.amount,
             currency=o.currency,
-            status=o.status,
+            status="completed" if o.status is None else o.status,
             placed_at=o.placed_at,
             source=o.source,
         )

@@ -137,10 +137,10 @@ async def define_type(context: Context, input: IdentityTypeInput) -> IdentityTyp
         key=input.key,
         label=input.label,
         normalizer=input.normalizer,
-        is_pii=input.is_pii,
-        unique=input.unique,
+        is_pii=input.is_pii is not False,
+        unique=bool(input.unique),
         max_per_customer=input.max_per_customer,
-        priority=input.priority,
+        priority=input.priority or 0,
         blocked_values=tuple(input.blocked_values or ()),
     )
     saved = await define_identity_type(context.db, spec, context.settings.default_phone_region)

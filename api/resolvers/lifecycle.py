@@ -23,12 +23,12 @@ from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
 def _model_of(input: LifecycleModelInput) -> LifecycleModelRecord:
     return LifecycleModelRecord(
         stages=tuple(
-            StageRecord(s.key, s.name, position, s.terminal)
+            StageRecord(s.key, s.name, position, bool(s.terminal))
             for position, s in enumerate(input.stages)
         ),
         edges=tuple((e.from_, e.to) for e in input.transitions),
         rules=tuple(
-            RuleRecord(r.key, r.to_stage, r.priority, condition_dict(r.condition))
+            RuleRecord(r.key, r.to_stage, r.priority or 0, condition_dict(r.condition))
             for r in input.rules or ()
         ),
     )

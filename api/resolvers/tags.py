@@ -15,6 +15,8 @@ from api.schema.tags import (
     TagDefinitionInput,
     TagDefinitionPatch,
     TagDefinitionPayload,
+    TagKind,
+    TagValueType,
 )
 from domain import tags
 from domain.errors import InvalidInput
@@ -41,9 +43,9 @@ async def define(context: Context, input: TagDefinitionInput) -> TagDefinitionPa
         name=input.name,
         description=input.description,
         category=input.category,
-        value_type=input.value_type.value,
+        value_type=(input.value_type or TagValueType.FLAG).value,
         allowed_values=input.allowed_values,
-        kind=input.kind.value,
+        kind=(input.kind or TagKind.MANUAL).value,
         condition=condition_dict(input.condition) if input.condition else None,
         default_ttl_days=input.default_ttl_days,
         pii=input.pii,

@@ -111,7 +111,7 @@ class OrderInput:
     external_id: str
     amount: Decimal
     currency: str
-    status: str = "completed"
+    status: str | None = "completed"  # null: the default
     placed_at: datetime | None = None
     source: str | None = strawberry.field(
         default=None, description="Where the order comes from; externalId is unique per source."

@@ -342,4 +342,4 @@ class SortDirection(Enum):
 @strawberry.input
 class CustomerOrder:
     field: CustomerSortField
-    direction: SortDirection = SortDirection.ASC
+    direction: SortDirection | None = SortDirection.ASC  # null: ascending

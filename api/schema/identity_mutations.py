@@ -66,10 +66,10 @@ class IdentityTypeInput:
     key: str
     label: str
     normalizer: str
-    is_pii: bool = True
-    unique: bool = False
+    is_pii: bool | None = True  # null on any of these three: the default
+    unique: bool | None = False
     max_per_customer: int | None = None
-    priority: int = 0
+    priority: int | None = 0
     blocked_values: list[str] | None = None
 
 

@@ -14,7 +14,7 @@ from api.schema.lifecycle import LifecycleModel, StageTransition
 class LifecycleStageInput:
     key: str
     name: str
-    terminal: bool = False
+    terminal: bool | None = False  # null: the default
 
 
 @strawberry.input
@@ -27,7 +27,7 @@ class StageEdgeInput:
 class LifecycleRuleInput:
     key: str
     to_stage: str
-    priority: int = 0
+    priority: int | None = 0  # null: the default
     condition: ConditionInput
 
 

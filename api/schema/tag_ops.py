@@ -24,9 +24,12 @@ from api.schema.tags import (
 class TagQueries:
     @strawberry.field(description="`category` includes its sub-categories.")
     async def tag_definitions(
-        self, info: Info[Context, None], category: str | None = None, include_archived: bool = False
+        self,
+        info: Info[Context, None],
+        category: str | None = None,
+        include_archived: bool | None = False,
     ) -> list[TagDefinition]:
-        return await tag_resolvers.definitions(info.context, category, include_archived)
+        return await tag_resolvers.definitions(info.context, category, bool(include_archived))
 
     @strawberry.field
     async def tag_definition(self, info: Info[Context, None], key: str) -> TagDefinition | None:

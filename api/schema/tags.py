@@ -129,9 +129,9 @@ class TagDefinitionInput:
     name: str
     description: str | None = None
     category: str | None = None
-    value_type: TagValueType = TagValueType.FLAG
+    value_type: TagValueType | None = TagValueType.FLAG  # null on either: the default
     allowed_values: list[str] | None = None
-    kind: TagKind = TagKind.MANUAL
+    kind: TagKind | None = TagKind.MANUAL
     condition: ConditionInput | None = strawberry.field(
         default=None,
         description="RULE tags only (and required there): who holds the tag. A RULE tag is a "

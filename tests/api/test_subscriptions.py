@@ -51,7 +51,9 @@ class Subscriber:
     async def next(self, timeout: float = 5) -> dict[str, Any]:
         """The next message of the subscription (pings answered on the way)."""
         while True:
-            message = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+            frame = await asyncio.wait_for(self.socket.recv(), timeout)
+            assert isinstance(frame, str), f"graphql-transport-ws sent a binary frame: {frame!r}"
+            message = json.loads(frame)
             if message["type"] == "ping":
                 await self.socket.send(json.dumps({"type": "pong"}))
                 continue
