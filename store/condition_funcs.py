@@ -9,9 +9,10 @@ bytes, CONTAINS is case-sensitive.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import Boolean, Float, String
+from sqlalchemy import Boolean, ColumnElement, Float, String, literal, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -93,6 +94,31 @@ class text_contains(FunctionElement[bool]):
 
     type = Boolean()
     inherit_cache = True
+
+
+class _json_contains(FunctionElement[bool]):
+    type = Boolean()
+    inherit_cache = True
+
+
+def json_contains_hint(document: Any, key: str, value: str | bool) -> ColumnElement[bool]:
+    """A restatement of "`key` holds `value`" that only narrows, for an index to serve: on
+    PostgreSQL JSONB containment (`@>`, which a GIN jsonb_path_ops index answers), on SQLite
+    true. Only ever added beside the exact comparison, which it is implied by."""
+    if isinstance(value, str) and "\x00" in value:
+        return true()  # JSONB holds no NUL character: nothing to narrow by
+    return _json_contains(document, literal(json.dumps({key: value}), String()))
+
+
+@compiles(_json_contains, "postgresql")
+def _json_contains_pg(element: _json_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    document, pair = _args(element, compiler, **kw)
+    return f"({document} @> CAST({pair} AS JSONB))"
+
+
+@compiles(_json_contains, "sqlite")
+def _json_contains_sqlite(element: _json_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(1 = 1)"
 
 
 @compiles(json_number, "postgresql")

@@ -43,9 +43,12 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 def compared(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Autogenerate's filter: indexes on expressions (the coalesced sort keys) are written by
     hand in their migration, and PostgreSQL reflects them as text that never compares equal
-    to the model's expression; everything else is compared."""
+    to the model's expression; so are indexes of one dialect (`ddl_if`), which the other
+    never has; everything else is compared."""
     if type_ == "index":
         index = obj if obj is not None else compare_to
+        if getattr(index, "_ddl_if", None) is not None:
+            return False
         expressions = getattr(index, "expressions", ())
         if any(not isinstance(e, (Column, str)) for e in expressions):
             return False

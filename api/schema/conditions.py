@@ -51,12 +51,26 @@ class IdentityCondition:
     present: bool | None = True
 
 
+@strawberry.input(
+    description="A comparison on one key of an event's JSON properties; IN / NOT_IN / BETWEEN "
+    "take a list in `value`."
+)
+class PropertyCondition:
+    property: str
+    op: Op
+    value: JSON | None = None
+
+
 @strawberry.input
 class EventCondition:
     type: str
     within_days: int | None = None
     op: Op | None = Op.GTE
     count: int | None = 1
+    channel: str | None = None
+    where: list[PropertyCondition] | None = strawberry.field(
+        default=None, description="All must hold on one event's properties."
+    )
 
 
 @strawberry.input

@@ -32,7 +32,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Select, case, cast, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Database
@@ -129,14 +140,27 @@ async def metrics_of(
         return {row.customer_id: _record(row) for row in rows}
 
 
-def _figures(customer_ids: Sequence[uuid.UUID] | None) -> Select[Any]:
-    """Per live-or-not customer: order and activity figures from the raw rows."""
-    completed = Order.status == "completed"
-    signed = case(
-        (completed, Order.base_amount),
+def counted_order() -> ColumnElement[bool]:
+    """An order that counts as one: a completed one (order_count, FREQUENCY, COUNT)."""
+    return Order.status == "completed"
+
+
+def order_value() -> ColumnElement[Decimal]:
+    """What an order row adds to what a customer spent, in the base currency: a completed
+    order its amount, a refund minus its amount (whatever its sign), anything else nothing.
+    The one definition of order value: total_spent, MONETARY, RFM's M, CLV and the condition
+    language's order SUM and AVERAGE all add these up."""
+    return case(
+        (counted_order(), Order.base_amount),
         (Order.status == "refunded", -func.abs(Order.base_amount)),
         else_=literal(Decimal(0)),
     )
+
+
+def _figures(customer_ids: Sequence[uuid.UUID] | None) -> Select[Any]:
+    """Per live-or-not customer: order and activity figures from the raw rows."""
+    completed = counted_order()
+    signed = order_value()
     orders = select(
         Order.customer_id.label("customer_id"),
         func.count(case((completed, 1))).label("order_count"),

@@ -27,9 +27,15 @@ What a condition means (the same on SQLite and PostgreSQL):
 - stage: the current stage is one of `in` [and was entered at most enteredWithinDays ago].
 - identity: holds (present) or does not hold an identity of the type.
 - event: the number of events of the type that occurred since now - withinDays days (ever,
-  without withinDays) compares with `count`.
-- orders: COUNT, SUM or AVERAGE of the base-currency amounts of completed orders placed since
-  now - withinDays days; a customer without such orders counts and sums 0, and has no average.
+  without withinDays) compares with `count`. With `channel`, only events on that channel
+  (events.channel, exact) count; with `where`, only events whose JSON properties pass every
+  entry (all on the same event). A property compares like a custom attribute: as the type of
+  the condition's value, a missing or differently typed property has no value (so NEQ and
+  NOT_IN match it), EXISTS means "has a non-null value".
+- orders: over the orders placed since now - withinDays days, COUNT the completed ones, SUM
+  their value net of refunds (domain.activity.metrics.order_value, the definition totalSpent
+  uses: a refund placed in the window subtracts), AVERAGE = that SUM / COUNT. A customer
+  without such orders counts and sums 0, and has no average.
 - metric: from customer_metrics (missing row: FREQUENCY and MONETARY are 0, the rest have no
   value). RECENCY_DAYS is whole days since last_activity_at, 0 for a time in the future, as
   CustomerMetrics.recencyDays shows it; FREQUENCY = order_count, MONETARY = total_spent,
@@ -79,12 +85,14 @@ from domain.conditions.tree import (
     Node,
     Op,
     OrdersLeaf,
+    PropertyTest,
     StageLeaf,
     TagLeaf,
     Test,
 )
+from domain.conditions.typed_json import checked_key, is_number, typed_test
 from domain.errors import InvalidInput
-from domain.values import MAX_NUMBER, check_days, check_moment, representable_number
+from domain.values import check_days, check_moment, representable_number
 
 __all__ = [
     "MAX_DEPTH",
@@ -102,6 +110,7 @@ MAX_LEAVES = 200
 MAX_EXPANDED_LEAVES = 2000  # leaves once referenced segments are inlined
 MAX_CHAINED_SEGMENTS = 16  # segments inlined within segments inlined within ...
 MAX_LIST_VALUES = 1000
+MAX_PROPERTY_TESTS = 20  # `where` entries of one event condition
 Path = tuple[str | int, ...]
 
 
@@ -177,16 +186,8 @@ class _Parser:
         name = _text(payload, "field", path)
         op = _op(payload.get("op"), path)
         if name.startswith(ATTRIBUTE_PREFIX):
-            key = name.removeprefix(ATTRIBUTE_PREFIX)
-            if not key or '"' in key or "\\" in key:
-                raise invalid(f"{name!r} is not a custom attribute name", path, "UNKNOWN_FIELD")
-            operands = _operands(payload, op, path)
-            kind = _json_kind(operands, path) if operands else None
-            if kind is not None:
-                _check_op(op, OPS_BY_KIND[kind], f"a {kind.value} value", path)
-            if kind is Kind.NUMBER:
-                operands = tuple(float(v) for v in operands)  # 31 and 31.0 are one JSON number
-            return AttributeLeaf(key, kind, Test(op, operands))
+            key = checked_key(name.removeprefix(ATTRIBUTE_PREFIX), "a custom attribute", path)
+            return AttributeLeaf(key, *typed_test(op, _operands(payload, op, path), path))
         if name not in FIELDS:
             raise invalid(
                 f"unknown field {name!r}: use a core field or attributes.<key>",
@@ -240,14 +241,22 @@ class _Parser:
         count = payload.get("count", 1)
         if not _is_int(count) or count < 0:
             raise invalid("`count` is a whole number, 0 or more", path)
-        return EventLeaf(type_key, _days(payload, "withinDays", path), Test(op, (count,)))
+        channel = payload.get("channel")
+        if channel is not None and (not isinstance(channel, str) or not channel):
+            raise invalid("`channel` is a non-empty string", (*path, "channel"))
+        where = payload.get("where", [])
+        if not isinstance(where, list) or len(where) > MAX_PROPERTY_TESTS:
+            raise invalid(f"`where` is a list of at most {MAX_PROPERTY_TESTS}", (*path, "where"))
+        tests = tuple(_property(item, (*path, "where", i)) for i, item in enumerate(where))
+        within = _days(payload, "withinDays", path)
+        return EventLeaf(type_key, within, Test(op, (count,)), channel, tests)
 
     def orders(self, payload: dict[str, Any], path: Path) -> Node:
         measure = _member(Measure, payload.get("measure"), "measure", path, "INVALID_VALUE")
         op = _op(payload.get("op"), path)
         _check_op(op, COUNTING, f"an order {measure.value.lower()}", path)
         value: Any = payload.get("value")
-        if not _is_number(value):
+        if not is_number(value):
             raise invalid("`value` is a number", path)
         if measure is Measure.COUNT and not float(value).is_integer():
             raise invalid("an order count compares with a whole number", path)
@@ -266,7 +275,7 @@ class _Parser:
                 raise invalid(
                     f"{value!r} is not an RFM segment: {', '.join(sorted(RFM_NAMES))}", path
                 )
-            if kind is Kind.NUMBER and not _is_number(value):
+            if kind is Kind.NUMBER and not is_number(value):
                 raise invalid(f"{metric.value} compares with numbers", path)
             if metric in WHOLE_METRICS and not float(value).is_integer():
                 raise invalid(f"{metric.value} compares with whole numbers", path)
@@ -332,7 +341,10 @@ LEAVES: dict[str, tuple[frozenset[str], Any]] = {
     "tag": (frozenset({"key", "present", "op", "value"}), _Parser.tag),
     "stage": (frozenset({"in", "enteredWithinDays"}), _Parser.stage),
     "identity": (frozenset({"type", "present"}), _Parser.identity),
-    "event": (frozenset({"type", "withinDays", "op", "count"}), _Parser.event),
+    "event": (
+        frozenset({"type", "withinDays", "op", "count", "channel", "where"}),
+        _Parser.event,
+    ),
     "orders": (frozenset({"withinDays", "measure", "op", "value"}), _Parser.orders),
     "metric": (frozenset({"name", "op", "value"}), _Parser.metric),
     "segment": (frozenset({"key", "member"}), _Parser.segment),
@@ -340,6 +352,16 @@ LEAVES: dict[str, tuple[frozenset[str], Any]] = {
 
 
 # --- small readers of leaf fields ---------------------------------------------------------
+
+
+def _property(raw: Any, path: Path) -> PropertyTest:
+    """One entry of an event condition's `where`: {property, op, value}."""
+    if not isinstance(raw, dict) or set(raw) - {"property", "op", "value"}:
+        raise invalid("a property condition has `property`, `op` and `value`", path)
+    key = checked_key(raw.get("property"), "an event property name", (*path, "property"))
+    op = _op(raw.get("op"), (*path, "op"))
+    operands = _operands({k: v for k, v in raw.items() if v is not None}, op, (*path, "value"))
+    return PropertyTest(key, *typed_test(op, operands, (*path, "value")))
 
 
 def _text(payload: dict[str, Any], name: str, path: Path) -> str:
@@ -363,11 +385,6 @@ def _days(payload: dict[str, Any], name: str, path: Path) -> int | None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    """A JSON number both backends compare exactly (domain.values); others are refused."""
-    return isinstance(value, int | float) and representable_number(value)
 
 
 def _member(enum: type[Any], raw: Any, name: str, path: Path, code: str) -> Any:
@@ -405,25 +422,6 @@ def _operands(payload: dict[str, Any], op: Op, path: Path) -> tuple[Any, ...]:
     if value is None:
         raise invalid(f"{op.value} takes a `value`", path)
     return (value,)
-
-
-def _json_kind(values: tuple[Any, ...], path: Path) -> Kind:
-    """A custom trait is compared as the type of the condition's values: one type for all."""
-    kinds = set()
-    for value in values:
-        if isinstance(value, bool):
-            kinds.add(Kind.BOOLEAN)
-        elif _is_number(value):
-            kinds.add(Kind.NUMBER)
-        elif isinstance(value, int | float):
-            raise invalid(f"a number is finite and at most {MAX_NUMBER:.0e} in magnitude", path)
-        elif isinstance(value, str):
-            kinds.add(Kind.TEXT)
-        else:
-            raise invalid("custom attributes compare with a string, number or boolean", path)
-    if len(kinds) > 1:
-        raise invalid("the values of one condition have one type", path)
-    return kinds.pop()
 
 
 def _coerce(kind: Kind, value: Any, path: Path) -> Any:

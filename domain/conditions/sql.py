@@ -20,9 +20,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Select,
     String,
     and_,
+    case,
     exists,
     false,
     func,
@@ -35,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from domain.activity.metrics import counted_order, order_value
 from domain.conditions.catalog import Catalog, load_catalog
 from domain.conditions.language import parse
 from domain.conditions.tree import (
@@ -60,6 +63,7 @@ from domain.conditions.tree import (
 from store.condition_funcs import (
     byte_order,
     json_boolean,
+    json_contains_hint,
     json_number,
     json_present,
     json_string,
@@ -165,13 +169,8 @@ class _Compiler:
                     .where(Identity.customer_id == Customer.id, Identity.type == type_key)
                     .correlate(Customer)
                 )
-            case EventLeaf(type_key, within, test):
-                events = select(Event.id).where(
-                    Event.customer_id == Customer.id, Event.type == type_key
-                )
-                if within is not None:
-                    events = events.where(Event.occurred_at >= self.since(within))
-                return count_test(events.correlate(Customer), test)
+            case EventLeaf():
+                return self.event(node)
             case OrdersLeaf():
                 return self.orders(node)
             case MetricLeaf(metric, test):
@@ -187,11 +186,22 @@ class _Compiler:
         raise TypeError(f"not a condition node: {node!r}")
 
     def attribute(self, key: str, kind: Kind | None, test: Test) -> ColumnElement[bool]:
-        document, name = Customer.attributes, literal(key, String())
-        if kind is None:
-            present = json_present(document, name)
-            return present if test.op is Op.EXISTS else not_(present)
-        return compare(JSON_READERS[kind](document, name), kind, test)
+        return json_compare(Customer.attributes, key, kind, test)
+
+    def event(self, leaf: EventLeaf) -> ColumnElement[bool]:
+        events = select(Event.id).where(Event.customer_id == Customer.id, Event.type == leaf.type)
+        if leaf.within_days is not None:
+            events = events.where(Event.occurred_at >= self.since(leaf.within_days))
+        if leaf.channel is not None:
+            events = events.where(Event.channel == leaf.channel)
+        for prop in leaf.where:
+            events = events.where(json_compare(Event.properties, prop.key, prop.kind, prop.test))
+            if prop.test.op is Op.EQ and prop.kind in (Kind.TEXT, Kind.BOOLEAN):
+                # Implied by the comparison; on PostgreSQL a containment the GIN index serves.
+                events = events.where(
+                    json_contains_hint(Event.properties, prop.key, prop.test.values[0])
+                )
+        return count_test(events.correlate(Customer), leaf.test)
 
     def tag(self, leaf: TagLeaf) -> ColumnElement[bool]:
         held = select(TagAssignment.id).where(
@@ -208,21 +218,22 @@ class _Compiler:
         return exists(held.correlate(Customer))
 
     def orders(self, leaf: OrdersLeaf) -> ColumnElement[bool]:
-        filters = [Order.customer_id == Customer.id, Order.status == "completed"]
+        filters = [Order.customer_id == Customer.id]
         if leaf.within_days is not None:
             filters.append(Order.placed_at >= self.since(leaf.within_days))
         if leaf.measure is Measure.COUNT:
-            return count_test(select(Order.id).where(*filters).correlate(Customer), leaf.test)
+            counted = select(Order.id).where(*filters, counted_order())
+            return count_test(counted.correlate(Customer), leaf.test)
         if leaf.test.op in COMPLEMENTS:
             positive = Test(COMPLEMENTS[leaf.test.op], leaf.test.values)
             return not_(self.orders(OrdersLeaf(leaf.measure, leaf.within_days, positive)))
         # One scalar subquery answering the comparison itself: an aggregate over no rows still
-        # yields a row, so SUM reads 0 (coalesce) and AVERAGE reads NULL, then false.
-        measure: Any
-        if leaf.measure is Measure.SUM:
-            measure = func.coalesce(func.sum(Order.base_amount), 0)
-        else:
-            measure = func.avg(Order.base_amount)
+        # yields a row, so SUM reads 0 (coalesce) and AVERAGE reads NULL, then false. Both add
+        # up order_value, net of refunds, as total_spent does.
+        measure: Any = func.coalesce(func.sum(order_value()), 0)
+        if leaf.measure is Measure.AVERAGE:
+            completed = func.count(case((counted_order(), 1)))
+            measure = measure * literal(1.0, Float()) / func.nullif(completed, 0)
         test = Test(leaf.test.op, _money(leaf.test.values))
         answer = select(_positive(measure, Kind.NUMBER, test)).where(*filters).correlate(Customer)
         return func.coalesce(answer.scalar_subquery(), false())
@@ -272,6 +283,16 @@ class _Compiler:
             case Op.BETWEEN:
                 return and_(at_least(v[0]), at_most(v[1]))
         raise ValueError(f"{test.op} does not apply to RECENCY_DAYS")
+
+
+def json_compare(document: Any, key: str, kind: Kind | None, test: Test) -> ColumnElement[bool]:
+    """A typed comparison on one top-level key of a JSON document (domain.conditions.typed_json:
+    a value of another type reads as no value)."""
+    name = literal(key, String())
+    if kind is None:
+        present = json_present(document, name)
+        return present if test.op is Op.EXISTS else not_(present)
+    return compare(JSON_READERS[kind](document, name), kind, test)
 
 
 def compare(

@@ -177,10 +177,21 @@ class IdentityLeaf:
 
 
 @dataclass(frozen=True, slots=True)
+class PropertyTest:
+    """A comparison on one key of an event's JSON properties, typed like a custom attribute's."""
+
+    key: str
+    kind: Kind | None  # None for EXISTS / NOT_EXISTS
+    test: Test
+
+
+@dataclass(frozen=True, slots=True)
 class EventLeaf:
     type: str
     within_days: int | None
     test: Test  # on the count
+    channel: str | None = None
+    where: tuple[PropertyTest, ...] = ()  # all hold on each counted event
 
 
 @dataclass(frozen=True, slots=True)

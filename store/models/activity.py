@@ -34,6 +34,14 @@ class Event(Base):
         # Who had an event of a type in a window (the condition language's event leaf over a
         # whole population): one index-only range scan instead of a scan of all events.
         Index("ix_events_type_occurred_at", "type", "occurred_at", "customer_id"),
+        # Event conditions' `where` (an EQ on a text or boolean property, also asked as JSONB
+        # containment: store.condition_funcs.json_contains_hint). PostgreSQL only.
+        Index(
+            "ix_events_properties",
+            "properties",
+            postgresql_using="gin",
+            postgresql_ops={"properties": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
 

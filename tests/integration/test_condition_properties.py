@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 
 from service.settings import Settings
 from store.db import Database
@@ -37,7 +37,6 @@ from tests.conftest import reset
 from tests.integration.condition_helpers import (
     NOW,
     add_customer,
-    add_events,
     add_identity,
     add_order,
     add_segment,
@@ -55,6 +54,7 @@ RFM = ["Champions", "Loyal", "At Risk", "Lost"]
 JSON_NUMBER = re.compile(r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?[ \t\n\r]*$")
 MISSING = object()  # an attribute key the customer does not have
 DAYS = st.integers(0, 40)
+CHANNELS = ["app", "web"]
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Person:
     stage_days: int
     tags: dict[str, tuple[str | None, int | None]]  # key -> (value, expires in days)
     identities: set[str]
-    events: list[int]  # page views, days ago
+    events: list[tuple[int, str | None, dict[str, Any]]]  # page views: days ago, channel, props
     orders: list[tuple[int, int, str]]  # amount, days ago, status
     metrics: dict[str, Any] | None
     segment_member: bool
@@ -91,7 +91,20 @@ people = st.builds(
         },
     ),
     identities=st.sets(st.sampled_from(["email", "phone"])),
-    events=st.lists(DAYS, max_size=5),
+    events=st.lists(
+        st.tuples(
+            DAYS,
+            st.none() | st.sampled_from(CHANNELS),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "category": st.sampled_from(["sports", "Sports", "books", 3, True, None]),
+                    "price": st.sampled_from([5, 12.5, 40, "5", False]),
+                },
+            ),
+        ),
+        max_size=5,
+    ),
     orders=st.lists(
         st.tuples(
             st.sampled_from([10, 20, 25, 100]), DAYS, st.sampled_from(["completed", "refunded"])
@@ -172,11 +185,46 @@ identities = st.builds(
     st.sampled_from(["email", "phone"]),
     st.booleans(),
 )
+PROPERTIES = [
+    ("category", "text", ["sports", "Sports", "port", "s", "books"]),
+    ("category", "number", [3, 3.0, 4]),
+    ("category", "boolean", [True, False]),
+    ("price", "number", [5, 12.5, 40, 6]),
+    ("price", "text", ["5", "6"]),
+    ("brand", "text", ["x"]),
+]
+
+
+@st.composite
+def property_condition(draw: st.DrawFn) -> dict[str, Any]:
+    name, kind, pool = draw(st.sampled_from(PROPERTIES))
+    op = draw(st.sampled_from(ops_for(kind)))
+    leaf: dict[str, Any] = {"property": name, "op": op}
+    if op in ("IN", "NOT_IN"):
+        leaf["value"] = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+    elif op == "BETWEEN":
+        leaf["value"] = sorted(draw(st.lists(st.sampled_from(pool), min_size=2, max_size=2)))
+    elif op not in ("EXISTS", "NOT_EXISTS"):
+        leaf["value"] = draw(st.sampled_from(pool))
+    return leaf
+
+
 events = st.builds(
-    lambda w, op, n: {"event": {"type": "page_view", "withinDays": w, "op": op, "count": n}},
+    lambda w, op, n, channel, where: {
+        "event": {
+            "type": "page_view",
+            "withinDays": w,
+            "op": op,
+            "count": n,
+            **({"channel": channel} if channel else {}),
+            **({"where": where} if where else {}),
+        }
+    },
     st.none() | DAYS,
     counting(),
     st.integers(0, 4),
+    st.none() | st.sampled_from(CHANNELS),
+    st.lists(property_condition(), max_size=2),
 )
 orders = st.one_of(
     st.builds(
@@ -326,23 +374,37 @@ def stage_leaf(leaf: dict[str, Any], p: Person) -> bool:
     return p.stage in leaf["in"] and (within is None or p.stage_days <= within)
 
 
+def property_holds(test: dict[str, Any], properties: dict[str, Any]) -> bool:
+    """A `where` entry on one event's properties, typed like a custom attribute."""
+    value, op = properties.get(test["property"], MISSING), test["op"]
+    if op in ("EXISTS", "NOT_EXISTS"):
+        return (value is not MISSING and value is not None) == (op == "EXISTS")
+    operands = operands_of(test)
+    return compare(json_typed(value, operands[0]), op, operands)
+
+
 def event_leaf(leaf: dict[str, Any], p: Person) -> bool:
-    within = leaf["withinDays"]
-    n = sum(1 for days in p.events if within is None or days <= within)
+    within, channel = leaf["withinDays"], leaf.get("channel")
+    n = sum(
+        1
+        for days, on, properties in p.events
+        if (within is None or days <= within)
+        and (channel is None or on == channel)
+        and all(property_holds(test, properties) for test in leaf.get("where", []))
+    )
     return counts(n, leaf["op"], leaf["count"])
 
 
 def orders_leaf(leaf: dict[str, Any], p: Person) -> bool:
+    """Completed orders count; sums are net of refunds (a refund subtracts its amount)."""
     within = leaf["withinDays"]
-    amounts = [
-        a
-        for a, days, status in p.orders
-        if status == "completed" and (within is None or days <= within)
-    ]
+    placed = [(a, status) for a, days, status in p.orders if within is None or days <= within]
+    count = sum(1 for _, status in placed if status == "completed")
+    net = sum(a if status == "completed" else -a for a, status in placed)
     measure: Any = {
-        "COUNT": len(amounts),
-        "SUM": sum(amounts),
-        "AVERAGE": sum(amounts) / len(amounts) if amounts else None,
+        "COUNT": count,
+        "SUM": net,
+        "AVERAGE": net / count if count else None,
     }[leaf["measure"]]
     return compare(measure, leaf["op"], [leaf["value"]])
 
@@ -402,7 +464,14 @@ async def store(db: Database, population: list[Person]) -> None:
             for type_key in p.identities:
                 await add_identity(s, p.id, type_key)
             if p.events:
-                await add_events(s, p.id, "page_view", *(ago(d) for d in p.events))
+                await s.execute(
+                    insert(Event),
+                    [
+                        {"customer_id": p.id, "type": "page_view", "occurred_at": ago(days),
+                         "channel": channel, "properties": properties}
+                        for days, channel, properties in p.events
+                    ],
+                )  # fmt: skip
             for amount, days, status in p.orders:
                 await add_order(s, p.id, amount, ago(days), status)
             if p.metrics is not None:
