@@ -23,6 +23,9 @@ from domain.history import HistoryQuery
 from domain.lifecycle import model as lifecycle
 from domain.pagination import Page
 from domain.segments import definitions as segments
+from domain.segments import history as segment_history
+from domain.segments.definitions import SegmentRecord
+from domain.segments.history import SegmentHistoryRecord
 from store.db import Database
 from store.types import utcnow
 
@@ -149,6 +152,24 @@ class Loaders:
     @cached_property
     def orders(self) -> DataLoader[HistoryQuery, Page[activity.OrderRecord]]:
         return _paged(activity.order_pages, self.db)
+
+    @cached_property
+    def segments_by_id(self) -> DataLoader[uuid.UUID, SegmentRecord | None]:
+        return _single(segments.segments_by_id, self.db)
+
+    @cached_property
+    def segment_history(
+        self,
+    ) -> DataLoader[HistoryQuery, Page[SegmentHistoryRecord]]:
+        """By segment: Segment.history."""
+        return _paged(segment_history.segment_pages, self.db)
+
+    @cached_property
+    def customer_segment_history(
+        self,
+    ) -> DataLoader[HistoryQuery, Page[SegmentHistoryRecord]]:
+        """By customer: Customer.segmentHistory."""
+        return _paged(segment_history.customer_pages, self.db)
 
     @cached_property
     def segment_member_counts(self) -> DataLoader[uuid.UUID, int | None]:
