@@ -17,6 +17,7 @@ from strawberry.dataloader import DataLoader
 
 from domain import profile, profile_bundle, tags
 from domain.access import privacy
+from domain.activity import channels as activity_channels
 from domain.activity import ingest as activity
 from domain.activity import metrics
 from domain.history import HistoryQuery
@@ -144,6 +145,10 @@ class Loaders:
     @cached_property
     def segments(self) -> DataLoader[uuid.UUID, list[segments.SegmentRecord]]:
         return _grouped(segments.segments_of, self.db)
+
+    @cached_property
+    def channels(self) -> DataLoader[uuid.UUID, list[activity_channels.ChannelRecord]]:
+        return _grouped(activity_channels.channels_of, self.db)
 
     @cached_property
     def events(self) -> DataLoader[HistoryQuery, Page[activity.EventRecord]]:

@@ -4,7 +4,7 @@
 channels (email, China mobile numbers, WeChat open and union ids, devices, CRM ids), about 3% of
 them present twice under different identities and not merged yet, tags of every value type, two
 years of orders and events, the metrics derived from them (RFM scores, CLV and churn risk
-included) and stage histories that walk the default funnel graph.
+included), each customer's channels and stage histories that walk the default funnel graph.
 
 It writes rows in bulk straight into the tables, bypassing the domain verbs (no identify, no
 outbox, no audit): that is what makes it take seconds, and why it must never run against a
@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.activity import channels
 from domain.activity.metrics import recompute, refresh_rfm
 from store.db import Database
 from store.models import Base, TagDefinition
@@ -167,6 +168,7 @@ async def seed_demo(
         # that a fresh demo shows every figure.
         await recompute(session, None, now)
         await refresh_rfm(session, now)
+        await channels.rebuild(session, None)
     counted = {field.name for field in fields(DemoSummary)}  # a table's name, for most
     counts = {table: len(rows) for table, rows in builder.rows.items() if table in counted}
     return DemoSummary(**counts, duplicate_people=duplicates)

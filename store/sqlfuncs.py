@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,3 +92,25 @@ def medians(session: AsyncSession, source: Any, group: str, value: str) -> Selec
     r = ranked.c
     middle = or_(r.place == (r.size + 1) // 2, r.place == (r.size + 2) // 2)
     return select(r.key, func.avg(r.value)).where(middle).group_by(r.key)
+
+
+def upsert(session: AsyncSession, model: Any) -> Any:
+    """An INSERT into `model` that takes `.on_conflict_do_update(...)` (and `.excluded`): both
+    dialects spell ON CONFLICT alike, but each builds it with its own insert()."""
+    if on_postgresql(session):
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def least(session: AsyncSession, *values: Any) -> ColumnElement[Any]:
+    """The smallest of the values (NULL only when all are: both dialects skip NULLs here)."""
+    if on_postgresql(session):
+        return func.least(*values)
+    return func.coalesce(func.min(*values), *values)
+
+
+def greatest(session: AsyncSession, *values: Any) -> ColumnElement[Any]:
+    """The largest of the values (NULL only when all are)."""
+    if on_postgresql(session):
+        return func.greatest(*values)
+    return func.coalesce(func.max(*values), *values)

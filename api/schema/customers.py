@@ -24,7 +24,7 @@ from api.pii import (
     without_pii_memberships,
     without_pii_segment_history,
 )
-from api.schema.activity import EventConnection, OrderConnection
+from api.schema.activity import CustomerChannel, EventConnection, OrderConnection
 from api.schema.common import Node, PageInfo
 from api.schema.lifecycle import LifecycleStage, StageTransition
 from api.schema.metrics import CustomerMetrics
@@ -243,6 +243,15 @@ class Customer(Node):
         return when_loaded(  # type: ignore[return-value]
             [info.context.loaders.metrics.load(self.uuid)],
             lambda found: CustomerMetrics.of(found[0] or domain_metrics.EMPTY),
+        )
+
+    @strawberry.field(
+        description="The channels this customer reached us through, most recently seen first."
+    )
+    def channels(self, info: Info[Context, None]) -> list[CustomerChannel]:
+        return when_loaded(  # type: ignore[return-value]
+            [info.context.loaders.channels.load(self.uuid)],
+            lambda found: [CustomerChannel.of(record) for record in found[0]],
         )
 
     @strawberry.field(description="Newest first.")
