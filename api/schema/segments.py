@@ -19,12 +19,14 @@ from api.ids import parse_uuid_id, to_global_id
 from api.lookahead import selected_below
 from api.pii import no_pii_members, pii_condition
 from api.schema.common import Node, PageInfo
+from api.schema.insights import SegmentInsights
 from domain import profile
 from domain.history import HistoryQuery
 from domain.pagination import Page, PageRequest
 from domain.segments import definitions as segments
 from domain.segments.definitions import SegmentRecord
 from domain.segments.history import SegmentHistoryRecord
+from domain.segments.insights import insights
 
 # api.schema.customers imports this module (Customer.segments returns Segment); this one
 # refers to the profile types above it only lazily: strawberry resolves them when the schema
@@ -88,6 +90,14 @@ class Segment(Node):
         count = partial(profile.count_customers, context.db, filter_)
         fields = selected_below(info, "edges", "node")
         return await LazyCustomerConnection.resolve_type().of(context, result, count, fields)
+
+    @strawberry.field(
+        description="Its members' distributions: stages, RFM segments, channels, cities. "
+        "Refused to partners (FORBIDDEN) when the condition reads PII.",
+        extensions=no_pii_members(),
+    )
+    async def insights(self, info: Info[Context, None]) -> SegmentInsights:
+        return SegmentInsights.of(await insights(info.context.db, segment_id=self.uuid))
 
     @strawberry.field(
         description="Who entered and left it, newest first (materialized segments: a dynamic "
