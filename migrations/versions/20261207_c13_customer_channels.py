@@ -4,7 +4,7 @@ Issue 21: Customer.channels and segment insights read a per-customer channel sum
 ingest keeps (domain.activity.channels). Existing events and orders are summarized once here.
 
 Revision ID: c13_customer_channels
-Revises: c12_event_properties
+Revises: c13_stage_kpis
 Create Date: 2026-12-07 12:30:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import store.types
 
 revision: str = "c13_customer_channels"
-down_revision: str | None = "c12_event_properties"
+down_revision: str | None = "c13_stage_kpis"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
