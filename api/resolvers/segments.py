@@ -41,7 +41,7 @@ async def preview(context: Context, condition: ConditionInput, sample: int) -> S
 async def insights(
     context: Context, where: ConditionInput | None, segment: str | None
 ) -> SegmentInsights:
-    segment_id = parse_uuid_id(segment, "Segment") if segment is not None else None
+    segment_id = parse_uuid_id(segment, "Segment", "segment") if segment is not None else None
     condition = condition_dict(where) if where is not None else None
     return SegmentInsights.of(await insights_of(context.db, condition, segment_id))
 

@@ -116,7 +116,7 @@ class Segment(Node):
         page_request = PageRequest(first=first).validated(
             settings.page_size_default, settings.page_size_max
         )
-        who = parse_uuid_id(customer, "Customer") if customer is not None else None
+        who = parse_uuid_id(customer, "Customer", "customer") if customer is not None else None
         query = HistoryQuery(self.uuid, page_request.size, after, who)
         page = await info.context.loaders.segment_history.load(query)
         return SegmentHistoryConnection.of(page, [self] * len(page.items))

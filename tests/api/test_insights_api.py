@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.ids import to_global_id
 from domain.access.keys import Role
 from tests.api.test_segments_api import CHINA, define, population
 from tests.conftest import Api
@@ -66,6 +67,9 @@ async def test_partners_get_no_insights_through_pii_and_bad_input_names_its_path
     ):
         body = (await api.post(query, variables, role=Role.PARTNER)).json()
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
+    customer_id = to_global_id("Customer", "00000000-0000-0000-0000-000000000000")
+    body = (await api.post(INSIGHTS, {"segment": customer_id})).json()
+    assert body["errors"][0]["extensions"] == {"code": "INVALID_ID", "field": ["segment"]}
     bad = {"and": [CHINA, {"tag": {"key": "no-such-tag"}}]}
     body = (await api.post(INSIGHTS, {"where": bad})).json()
     assert body["errors"][0]["extensions"] == {
