@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, literal, select
 
-from domain.conditions.sql import CustomerFilter
+from domain.conditions.sql import EVERYONE, CustomerFilter
 from domain.segments.definitions import customer_filter
 from store.db import Database
 from store.models import Customer, CustomerChannel, CustomerMetrics
@@ -76,7 +76,7 @@ async def insights(
     in the segment who match), or of every live customer. Errors name the argument, as
     `customers(where:, segment:)` does."""
     matches = await customer_filter(db, where, segment_id, now)
-    members = _members(matches or CustomerFilter(Customer.status == "ACTIVE"))
+    members = _members(matches or EVERYONE)
     measures = [
         func.count(members.c.customer_id),
         func.coalesce(func.sum(members.c.spent), 0),
