@@ -17,12 +17,16 @@ from strawberry.dataloader import DataLoader
 
 from domain import profile, profile_bundle, tags
 from domain.access import privacy
+from domain.activity import channels as activity_channels
 from domain.activity import ingest as activity
 from domain.activity import metrics
 from domain.history import HistoryQuery
 from domain.lifecycle import model as lifecycle
 from domain.pagination import Page
 from domain.segments import definitions as segments
+from domain.segments import history as segment_history
+from domain.segments.definitions import SegmentRecord
+from domain.segments.history import SegmentHistoryRecord
 from store.db import Database
 from store.types import utcnow
 
@@ -143,12 +147,34 @@ class Loaders:
         return _grouped(segments.segments_of, self.db)
 
     @cached_property
+    def channels(self) -> DataLoader[uuid.UUID, list[activity_channels.ChannelRecord]]:
+        return _grouped(activity_channels.channels_of, self.db)
+
+    @cached_property
     def events(self) -> DataLoader[HistoryQuery, Page[activity.EventRecord]]:
         return _paged(activity.event_pages, self.db)
 
     @cached_property
     def orders(self) -> DataLoader[HistoryQuery, Page[activity.OrderRecord]]:
         return _paged(activity.order_pages, self.db)
+
+    @cached_property
+    def segments_by_id(self) -> DataLoader[uuid.UUID, SegmentRecord | None]:
+        return _single(segments.segments_by_id, self.db)
+
+    @cached_property
+    def segment_history(
+        self,
+    ) -> DataLoader[HistoryQuery, Page[SegmentHistoryRecord]]:
+        """By segment: Segment.history."""
+        return _paged(segment_history.segment_pages, self.db)
+
+    @cached_property
+    def customer_segment_history(
+        self,
+    ) -> DataLoader[HistoryQuery, Page[SegmentHistoryRecord]]:
+        """By customer: Customer.segmentHistory."""
+        return _paged(segment_history.customer_pages, self.db)
 
     @cached_property
     def segment_member_counts(self) -> DataLoader[uuid.UUID, int | None]:

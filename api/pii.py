@@ -14,7 +14,8 @@
 - `free_text()` on merge and stage reasons: masked for partners.
 - `no_pii_members()` on Segment.members / memberCount and TagDefinition.customerCount: refused
   for partners when the condition reads PII; `without_pii_memberships()` on Customer.segments
-  and Customer.tags leaves such segments and RULE tags out for partners.
+  and Customer.tags leaves such segments and RULE tags out for partners;
+  `without_pii_segment_history()` on Customer.segmentHistory leaves out their entries and exits.
 - `refuse_pii_segment` and `change_masker` do the same for change feeds.
 
 No resolver checks a role for PII itself: these extensions are the one place, and
@@ -217,6 +218,15 @@ class WithoutPiiMemberships(_WithPolicy):
         return [item for item in value if not _membership_reads_pii(policy, item)]
 
 
+class WithoutPiiSegmentHistory(_WithPolicy):
+    """Customer.segmentHistory: entries and exits of segments whose conditions read PII are
+    left out for partners, as those segments are from Customer.segments."""
+
+    def hide(self, policy: PiiPolicy, value: Any) -> Any:
+        kept = [edge for edge in value.edges if edge.node.segment.key not in policy.segments]
+        return replace(value, edges=kept)
+
+
 def _membership_reads_pii(policy: PiiPolicy, item: Any) -> bool:
     tag = getattr(item, "tag", None)
     if tag is not None:
@@ -277,6 +287,10 @@ def without_pii_memberships() -> list[FieldExtension]:
     return [WithoutPiiMemberships()]
 
 
+def without_pii_segment_history() -> list[FieldExtension]:
+    return [WithoutPiiSegmentHistory()]
+
+
 __all__ = [
     "MASKED_TEXT",
     "change_masker",
@@ -291,4 +305,5 @@ __all__ = [
     "refuse_pii_segment",
     "sees_pii",
     "without_pii_memberships",
+    "without_pii_segment_history",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import activity, changes, fuzz, identify, lifecycle, read, segments, tags
+from bench import activity, changes, fuzz, identify, insights, lifecycle, read, segments, tags
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "identify": identify.main,
@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "read": read.main,
     "lifecycle": lifecycle.main,
     "segments": segments.main,
+    "insights": insights.main,
     "tags": tags.main,
 }
 

@@ -208,14 +208,14 @@ LOAD = (
 )
 
 
-async def _autocommit(db: Database, *statements: str) -> None:
+async def autocommit(db: Database, *statements: str) -> None:
     async with db.engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         for statement in statements:
             await connection.execute(text(statement))
 
 
-async def _load(
+async def load_population(
     db: Database, customers: int, events: int, orders: int, vip: uuid.UUID
 ) -> dict[str, float]:
     """Generate the population with the secondary indexes dropped (those not backing a
@@ -244,7 +244,7 @@ async def _load(
         for statement in LOAD:
             await session.execute(text(statement), params)
     loaded = time.perf_counter()
-    await _autocommit(
+    await autocommit(
         db,
         "SET maintenance_work_mem = '1GB'",
         *(definition for _, definition in definitions),
@@ -253,7 +253,7 @@ async def _load(
     return {"generate_s": loaded - started, "index_and_vacuum_s": time.perf_counter() - loaded}
 
 
-async def _timed(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+async def timed(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = await work()
     return time.perf_counter() - started, result
@@ -298,7 +298,7 @@ async def _compare(
     counts = set()
     for _ in range(repeat):
         for name, form in forms.items():
-            seconds, count = await _timed(form)
+            seconds, count = await timed(form)
             runs[name].append(seconds)
             counts.add((name, count))
     values = {count for _, count in counts}
@@ -328,9 +328,9 @@ async def _page(
 
     runs, hand_runs = [], []
     for _ in range(repeat):
-        seconds, ids = await _timed(ours)
+        seconds, ids = await timed(ours)
         runs.append(seconds)
-        seconds, rows = await _timed(lambda: _hand(db, sql, params))
+        seconds, rows = await timed(lambda: _hand(db, sql, params))
         hand_runs.append(seconds)
         assert ids == [row[0] for row in rows[:50]], "the pages differ"
     return {
@@ -345,12 +345,12 @@ async def _run(
 ) -> dict[str, Any]:
     vip = uuid.uuid4()
     async with fresh_database(server) as db:
-        load = await _load(db, customers, events, orders, vip)
+        load = await load_population(db, customers, events, orders, vip)
         now = datetime.now(UTC)  # every count and page of the run is asked at this instant
         lapsed = await segments.define_segment(
             db, segments.SegmentDraft("lapsed", "Lapsed", None, LAPSED)
         )
-        stored_s, stored = await _timed(
+        stored_s, stored = await timed(
             lambda: segments.define_segment(
                 db, segments.SegmentDraft("lapsed-stored", "Lapsed", None, LAPSED, True)
             )
@@ -364,7 +364,7 @@ async def _run(
         props = await segments.define_segment(
             db, segments.SegmentDraft("six-props", "Six", None, PROPS)
         )
-        await _autocommit(db, "VACUUM ANALYZE")
+        await autocommit(db, "VACUUM ANALYZE")
         await checkpoint(server)
         params = {
             "vip": vip,

@@ -26,7 +26,7 @@ from domain.access.keys import (
     parse_role,
     revoke_api_key,
 )
-from domain.activity import metrics
+from domain.activity import channels, metrics
 from domain.errors import DomainError
 from domain.lifecycle.rules import SWEEP_BATCH_SIZE
 from domain.lifecycle.rules import SweepResult as LifecycleSweep
@@ -103,12 +103,15 @@ def seed_demo(
 
 @app.command("recompute-metrics")
 def recompute_metrics(json_output: JsonOption = False) -> None:
-    """Rebuild every profile's metrics from its events and orders, then the RFM scores."""
+    """Rebuild every profile's metrics and channel summary from its events and orders, then
+    the RFM scores."""
     started = time.perf_counter()
 
     async def work(db: Database) -> int:
         with progress_bar("recomputing metrics", enabled=not json_output) as update:
-            return await metrics.recompute_all(db, progress=update)
+            scored = await metrics.recompute_all(db, progress=update)
+        await channels.rebuild_all(db)
+        return scored
 
     scored = with_database(work, resolve_settings())
     seconds = round(time.perf_counter() - started, 1)

@@ -59,16 +59,16 @@ async def follow_write(
     actor: str | None,
 ) -> None:
     """RULE tags, then lifecycle rules, then materialized segments, for these profiles."""
-    await rule_tags.reevaluate_for_customers(session, customers, now, actor)
+    await rule_tags.reevaluate_for_customers(session, customers, now)
     await apply_rules(session, customers, now, actor)
     await refresh_for_customers(session, customers, now)
 
 
 async def follow_stage_move(
-    session: AsyncSession, customers: Collection[uuid.UUID], now: datetime, actor: str | None
+    session: AsyncSession, customers: Collection[uuid.UUID], now: datetime
 ) -> None:
     """RULE tags, then materialized segments, for profiles a person moved to another stage."""
-    await rule_tags.reevaluate_for_customers(session, customers, now, actor)
+    await rule_tags.reevaluate_for_customers(session, customers, now)
     await refresh_for_customers(session, customers, now)
 
 
@@ -91,7 +91,7 @@ async def follow_rule_definition(
 ) -> list[rule_tags.RuleResult]:
     """RULE tag `key` (just defined, or given a new condition) over everyone, then the RULE
     tags that read it, then what follows for the profiles that moved."""
-    results = await rule_tags.after_definition(session, key, now, actor)
+    results = await rule_tags.after_definition(session, key, now)
     await _follow_rule_tags(session, results, now, actor)
     return results
 
@@ -110,7 +110,7 @@ async def reevaluate_rule_tags(
     for done, key in enumerate(order, 1):
 
         async def work(session: AsyncSession, key: str = key) -> list[rule_tags.RuleResult]:
-            done = await rule_tags.reevaluate_one(session, key, now, actor)
+            done = await rule_tags.reevaluate_one(session, key, now)
             await _follow_rule_tags(session, done, now, actor)
             return done
 

@@ -12,18 +12,23 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Float,
     Select,
     String,
     bindparam,
+    case,
     cast,
     extract,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
+    union_all,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,3 +96,53 @@ def medians(session: AsyncSession, source: Any, group: str, value: str) -> Selec
     r = ranked.c
     middle = or_(r.place == (r.size + 1) // 2, r.place == (r.size + 2) // 2)
     return select(r.key, func.avg(r.value)).where(middle).group_by(r.key)
+
+
+def upsert(session: AsyncSession, model: Any) -> Any:
+    """An INSERT into `model` that takes `.on_conflict_do_update(...)` (and `.excluded`): both
+    dialects spell ON CONFLICT alike, but each builds it with its own insert()."""
+    if on_postgresql(session):
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def least(session: AsyncSession, *values: Any) -> ColumnElement[Any]:
+    """The smallest of the values (NULL only when all are: both dialects skip NULLs here)."""
+    if on_postgresql(session):
+        return func.least(*values)
+    return func.coalesce(func.min(*values), *values)
+
+
+def greatest(session: AsyncSession, *values: Any) -> ColumnElement[Any]:
+    """The largest of the values (NULL only when all are)."""
+    if on_postgresql(session):
+        return func.greatest(*values)
+    return func.coalesce(func.max(*values), *values)
+
+
+def totals_by(
+    session: AsyncSession,
+    source: Any,
+    dimensions: Sequence[str],
+    measures: Sequence[Any],
+    also: Sequence[Select[Any]] = (),
+) -> CompoundSelect:
+    """Rows (dimension, value, *measures): the measures (aggregates over `source`'s columns)
+    for each value of each dimension (a column of `source`), and once more for all of `source`
+    (dimension and value NULL), followed by the rows of `also` (selects of the same shape).
+    One pass with GROUPING SETS on PostgreSQL; one GROUP BY per dimension, in a UNION ALL, on
+    SQLite (which has no grouping sets)."""
+    columns = [source.c[name] for name in dimensions]
+    if on_postgresql(session):
+        grouped = [func.grouping(column) == 0 for column in columns]
+        which = case(*((g, literal(name)) for g, name in zip(grouped, dimensions, strict=True)))
+        value = case(*((g, column) for g, column in zip(grouped, columns, strict=True)))
+        sets = func.grouping_sets(*(tuple_(column) for column in columns), literal_column("()"))
+        return union_all(select(which, value, *measures).select_from(source).group_by(sets), *also)
+    parts: list[Select[Any]] = [
+        select(literal(name), column, *measures).select_from(source).group_by(column)
+        for name, column in zip(dimensions, columns, strict=True)
+    ]
+    nothing = literal(None, String())
+    parts.append(select(nothing, nothing, *measures).select_from(source))
+    return union_all(*parts, *also)

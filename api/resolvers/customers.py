@@ -20,6 +20,7 @@ from api.schema.customers import (
 )
 from api.schema.identity import IdentityInput
 from api.schema.segments import Segment
+from api.schema.tags import TagDefinition
 from domain import profile
 from domain.errors import InvalidInput
 from domain.identity.editing import update_customer as edit
@@ -50,7 +51,9 @@ async def customer(
     return Customer.of(record)
 
 
-async def node(context: Context, id: str) -> Customer | MergeRecord | Segment | None:
+async def node(
+    context: Context, id: str
+) -> Customer | MergeRecord | Segment | TagDefinition | None:
     type_name, _ = from_global_id(id)
     if type_name == "Customer":
         return await customer(context, id, None)
@@ -60,6 +63,9 @@ async def node(context: Context, id: str) -> Customer | MergeRecord | Segment | 
     if type_name == "Segment":
         record = await segments.get_segment(context.db, segment_id=parse_uuid_id(id, "Segment"))
         return Segment.of(record) if record else None
+    if type_name == "TagDefinition":
+        tag = await context.loaders.tag_definitions.load(parse_uuid_id(id, "TagDefinition"))
+        return TagDefinition.of(tag) if tag else None
     return None
 
 

@@ -17,13 +17,31 @@ from domain.errors import InvalidInput
 from domain.lifecycle import by_hand
 from domain.lifecycle import config as lifecycle_config
 from domain.lifecycle import funnel as domain_funnel
+from domain.lifecycle.kpis import KpiSpec
 from domain.lifecycle.model import LifecycleModelRecord, RuleRecord, StageRecord
 
 
 def _model_of(input: LifecycleModelInput) -> LifecycleModelRecord:
     return LifecycleModelRecord(
         stages=tuple(
-            StageRecord(s.key, s.name, position, bool(s.terminal))
+            StageRecord(
+                s.key,
+                s.name,
+                position,
+                bool(s.terminal),
+                tuple(
+                    KpiSpec(
+                        k.key,
+                        k.name,
+                        k.measure.value,
+                        k.event_type,
+                        k.channel,
+                        k.property,
+                        k.metric,
+                    )
+                    for k in s.kpis or ()
+                ),
+            )
             for position, s in enumerate(input.stages)
         ),
         edges=tuple((e.from_, e.to) for e in input.transitions),

@@ -9,11 +9,13 @@ from api.context import Context
 from api.ids import parse_uuid_id, to_global_id
 from api.schema.conditions import ConditionInput, condition_dict
 from api.schema.customers import Customer
+from api.schema.insights import SegmentInsights
 from api.schema.segment_mutations import DeletePayload, SegmentInput, SegmentPatch, SegmentPayload
 from api.schema.segments import Segment, SegmentConnection, SegmentPreview
 from domain.errors import InvalidInput
 from domain.pagination import PageRequest
 from domain.segments import definitions as segments
+from domain.segments.insights import insights as insights_of
 
 
 async def segment(context: Context, id: str | None, key: str | None) -> Segment | None:
@@ -34,6 +36,14 @@ async def segment_list(context: Context, page: PageRequest) -> SegmentConnection
 async def preview(context: Context, condition: ConditionInput, sample: int) -> SegmentPreview:
     result = await segments.preview(context.db, condition_dict(condition), sample)
     return SegmentPreview(count=result.count, sample=[Customer.of(r) for r in result.sample])
+
+
+async def insights(
+    context: Context, where: ConditionInput | None, segment: str | None
+) -> SegmentInsights:
+    segment_id = parse_uuid_id(segment, "Segment", "segment") if segment is not None else None
+    condition = condition_dict(where) if where is not None else None
+    return SegmentInsights.of(await insights_of(context.db, condition, segment_id))
 
 
 async def define(context: Context, input: SegmentInput) -> SegmentPayload:

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from api.ids import to_global_id
 from api.schema.common import PageInfo, UserError
 from api.schema.identity import IdentityInput
+from domain.activity.channels import ChannelRecord
 from domain.activity.ingest import EventRecord, OrderRecord
 from domain.pagination import Page
 
@@ -52,6 +53,28 @@ class Order:
             currency=record.currency,
             status=record.status,
             placed_at=record.placed_at,
+        )
+
+
+@strawberry.type(
+    description="One channel a customer reached us through: an event's channel or an order's "
+    "source. `orders` counts completed orders."
+)
+class CustomerChannel:
+    channel: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    events: int
+    orders: int
+
+    @classmethod
+    def of(cls, record: ChannelRecord) -> CustomerChannel:
+        return cls(
+            channel=record.channel,
+            first_seen_at=record.first_seen_at,
+            last_seen_at=record.last_seen_at,
+            events=record.events,
+            orders=record.orders,
         )
 
 

@@ -22,12 +22,13 @@ from api.pii import (
     pii_attributes,
     pii_identities,
     without_pii_memberships,
+    without_pii_segment_history,
 )
-from api.schema.activity import EventConnection, OrderConnection
+from api.schema.activity import CustomerChannel, EventConnection, OrderConnection
 from api.schema.common import Node, PageInfo
 from api.schema.lifecycle import LifecycleStage, StageTransition
 from api.schema.metrics import CustomerMetrics
-from api.schema.segments import Segment
+from api.schema.segments import Segment, SegmentHistoryConnection
 from api.schema.tags import (
     TagAssignment,
     TagDefinition,
@@ -223,11 +224,34 @@ class Customer(Node):
             lambda found: [Segment.of(s) for s in found[0]],
         )
 
+    @strawberry.field(
+        description="The segments this customer entered and left, newest first.",
+        extensions=without_pii_segment_history(),
+    )
+    async def segment_history(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> SegmentHistoryConnection:
+        loaders = info.context.loaders
+        query = HistoryQuery(self.uuid, page_size(info.context, first), after)
+        page = await loaders.customer_segment_history.load(query)
+        found = await loaders.segments_by_id.load_many([r.segment_id for r in page.items])
+        shown = {record.id: Segment.of(record) for record in found if record is not None}
+        return SegmentHistoryConnection.of(page, [shown[r.segment_id] for r in page.items])
+
     @strawberry.field
     def metrics(self, info: Info[Context, None]) -> CustomerMetrics:
         return when_loaded(  # type: ignore[return-value]
             [info.context.loaders.metrics.load(self.uuid)],
             lambda found: CustomerMetrics.of(found[0] or domain_metrics.EMPTY),
+        )
+
+    @strawberry.field(
+        description="The channels this customer reached us through, most recently seen first."
+    )
+    def channels(self, info: Info[Context, None]) -> list[CustomerChannel]:
+        return when_loaded(  # type: ignore[return-value]
+            [info.context.loaders.channels.load(self.uuid)],
+            lambda found: [CustomerChannel.of(record) for record in found[0]],
         )
 
     @strawberry.field(description="Newest first.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -15,11 +16,58 @@ from strawberry.types.lazy_type import LazyType
 from api.context import Context
 from api.pii import free_text, pii_condition
 from domain.lifecycle.funnel import FunnelStageRecord, Kpi
+from domain.lifecycle.kpis import KpiSpec
 from domain.lifecycle.model import LifecycleModelRecord, StageRecord, TransitionRecord
 
 # api.schema.customers imports this module (Customer.stageHistory); this one refers to
 # MergeRecord above it only lazily, as api.schema.segments does. Never by import (api.schema).
 LazyMergeRecord: Any = LazyType("MergeRecord", "api.schema.customers")
+
+
+@strawberry.enum(description="What a stage KPI counts: see StageKpiDefinition.")
+class KpiMeasure(Enum):
+    AVERAGE_ORDER_VALUE = "AVERAGE_ORDER_VALUE"
+    CHURN_RATE = "CHURN_RATE"
+    CONVERSION_RATE = "CONVERSION_RATE"
+    EVENTS = "EVENTS"
+    EVENT_CUSTOMERS = "EVENT_CUSTOMERS"
+    METRIC_AVERAGE = "METRIC_AVERAGE"
+    NPS = "NPS"
+    REPEAT_RATE = "REPEAT_RATE"
+    SATISFACTION = "SATISFACTION"
+    WIN_BACK_RATE = "WIN_BACK_RATE"
+
+
+@strawberry.type(
+    description="A KPI a stage declares, shown by the funnel report over its window. EVENTS / "
+    "EVENT_CUSTOMERS: events of eventType (and channel) / customers with one; CONVERSION_RATE: "
+    "of the customers active (with an eventType event, when given), the share who bought; "
+    "AVERAGE_ORDER_VALUE; REPEAT_RATE; NPS: survey events (eventType, default `survey`) whose "
+    "property (default `nps`) is 0-10, promoters minus detractors in %; SATISFACTION: the "
+    "average of property (default `satisfaction`, 1-5) on survey events; CHURN_RATE; "
+    "WIN_BACK_RATE; METRIC_AVERAGE: the average of metric (CLV, CHURN_RISK, TOTAL_SPENT, "
+    "ORDER_COUNT) over the stage's customers now."
+)
+class StageKpiDefinition:
+    key: str
+    name: str
+    measure: KpiMeasure
+    event_type: str | None
+    channel: str | None
+    property: str | None
+    metric: str | None
+
+    @classmethod
+    def of(cls, spec: KpiSpec) -> StageKpiDefinition:
+        return cls(
+            key=spec.key,
+            name=spec.name,
+            measure=KpiMeasure[spec.measure],
+            event_type=spec.event_type,
+            channel=spec.channel,
+            property=spec.property,
+            metric=spec.metric,
+        )
 
 
 @strawberry.type
@@ -28,11 +76,16 @@ class LifecycleStage:
     name: str
     position: int
     terminal: bool
+    kpis: list[StageKpiDefinition]
 
     @classmethod
     def of(cls, record: StageRecord) -> LifecycleStage:
         return cls(
-            key=record.key, name=record.name, position=record.position, terminal=record.terminal
+            key=record.key,
+            name=record.name,
+            position=record.position,
+            terminal=record.terminal,
+            kpis=[StageKpiDefinition.of(spec) for spec in record.kpis],
         )
 
 
@@ -42,7 +95,7 @@ def stage_or_unknown(stages: Mapping[str, StageRecord], key: str) -> LifecycleSt
     return (
         LifecycleStage.of(record)
         if record
-        else LifecycleStage(key=key, name=key, position=-1, terminal=False)
+        else LifecycleStage(key=key, name=key, position=-1, terminal=False, kpis=[])
     )
 
 
@@ -117,7 +170,7 @@ class StageTransition:
         return LazyMergeRecord.resolve_type().of(view) if view else None
 
 
-@strawberry.type(description="One of a stage's key indicators (seed 000) over the window.")
+@strawberry.type(description="One of the KPIs a stage declares, over the report's window.")
 class StageKpi:
     key: str
     label: str

@@ -7,7 +7,18 @@ import strawberry
 from api.schema.common import UserError
 from api.schema.conditions import ConditionInput
 from api.schema.customers import Customer
-from api.schema.lifecycle import LifecycleModel, StageTransition
+from api.schema.lifecycle import KpiMeasure, LifecycleModel, StageTransition
+
+
+@strawberry.input(description="A KPI the stage declares (see StageKpiDefinition).")
+class StageKpiInput:
+    key: str
+    name: str
+    measure: KpiMeasure
+    event_type: str | None = None
+    channel: str | None = None
+    property: str | None = None
+    metric: str | None = None
 
 
 @strawberry.input
@@ -15,6 +26,9 @@ class LifecycleStageInput:
     key: str
     name: str
     terminal: bool | None = False  # null: the default
+    kpis: list[StageKpiInput] | None = strawberry.field(
+        default=None, description="What the funnel report shows for the stage; null: none."
+    )
 
 
 @strawberry.input

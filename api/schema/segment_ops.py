@@ -12,6 +12,7 @@ from api.permissions import ADMIN_ONLY, allow
 from api.pii import no_pii_inference
 from api.resolvers import segments as segment_resolvers
 from api.schema.conditions import ConditionInput
+from api.schema.insights import SegmentInsights
 from api.schema.segment_mutations import DeletePayload, SegmentInput, SegmentPatch, SegmentPayload
 from api.schema.segments import Segment, SegmentConnection, SegmentPreview
 from domain.pagination import PageRequest
@@ -45,6 +46,21 @@ class SegmentQueries:
         return await segment_resolvers.preview(
             info.context, condition, 10 if sample is None else sample
         )
+
+    @strawberry.field(
+        description="Distributions of stage, RFM segment, channel and city, with member count, "
+        "spend and average order value, of a segment's members, of the customers `where` "
+        "matches (both: those in the segment who match), or of every live customer; one "
+        "statement.",
+        extensions=no_pii_inference(),
+    )
+    async def insights(
+        self,
+        info: Info[Context, None],
+        where: ConditionInput | None = None,
+        segment: strawberry.ID | None = None,
+    ) -> SegmentInsights:
+        return await segment_resolvers.insights(info.context, where, segment)
 
 
 @strawberry.type

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -14,14 +15,18 @@ from strawberry.types.base import StrawberryList
 from strawberry.types.lazy_type import LazyType
 
 from api.context import Context
-from api.ids import to_global_id
+from api.ids import parse_uuid_id, to_global_id
 from api.lookahead import selected_below
 from api.pii import no_pii_members, pii_condition
 from api.schema.common import Node, PageInfo
+from api.schema.insights import SegmentInsights
 from domain import profile
+from domain.history import HistoryQuery
 from domain.pagination import Page, PageRequest
 from domain.segments import definitions as segments
 from domain.segments.definitions import SegmentRecord
+from domain.segments.history import SegmentHistoryRecord
+from domain.segments.insights import insights
 
 # api.schema.customers imports this module (Customer.segments returns Segment); this one
 # refers to the profile types above it only lazily: strawberry resolves them when the schema
@@ -85,6 +90,91 @@ class Segment(Node):
         count = partial(profile.count_customers, context.db, filter_)
         fields = selected_below(info, "edges", "node")
         return await LazyCustomerConnection.resolve_type().of(context, result, count, fields)
+
+    @strawberry.field(
+        description="Its members' distributions: stages, RFM segments, channels, cities. "
+        "Refused to partners (FORBIDDEN) when the condition reads PII.",
+        extensions=no_pii_members(),
+    )
+    async def insights(self, info: Info[Context, None]) -> SegmentInsights:
+        return SegmentInsights.of(await insights(info.context.db, segment_id=self.uuid))
+
+    @strawberry.field(
+        description="Who entered and left it, newest first (materialized segments: a dynamic "
+        "one has no history); `customer` keeps to one profile. Refused to partners "
+        "(FORBIDDEN) when the condition reads PII.",
+        extensions=no_pii_members(),
+    )
+    async def history(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        customer: strawberry.ID | None = None,
+    ) -> SegmentHistoryConnection:
+        settings = info.context.settings
+        page_request = PageRequest(first=first).validated(
+            settings.page_size_default, settings.page_size_max
+        )
+        who = parse_uuid_id(customer, "Customer", "customer") if customer is not None else None
+        query = HistoryQuery(self.uuid, page_request.size, after, who)
+        page = await info.context.loaders.segment_history.load(query)
+        return SegmentHistoryConnection.of(page, [self] * len(page.items))
+
+
+@strawberry.enum
+class SegmentChange(Enum):
+    ENTERED = "ENTERED"
+    EXITED = "EXITED"
+
+
+@strawberry.type
+class SegmentHistoryEntry:
+    change: SegmentChange
+    at: datetime
+    segment: Segment
+    customer_uuid: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(graphql_type=LazyCustomer)
+    async def customer(self, info: Info[Context, None]) -> object:
+        """The profile as it is now (a merged-away one included): read for the page at once."""
+        record = await info.context.loaders.customers.load(self.customer_uuid)
+        if record is None:
+            raise LookupError(f"segment history names a missing customer {self.customer_uuid}")
+        return LazyCustomer.resolve_type().of(record)
+
+
+@strawberry.type
+class SegmentHistoryEdge:
+    node: SegmentHistoryEntry
+    cursor: str
+
+
+@strawberry.type
+class SegmentHistoryConnection:
+    edges: list[SegmentHistoryEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def of(
+        cls, page: Page[SegmentHistoryRecord], segments: list[Segment]
+    ) -> SegmentHistoryConnection:
+        """`segments`: the segment of each row of the page."""
+        return cls(
+            edges=[
+                SegmentHistoryEdge(
+                    node=SegmentHistoryEntry(
+                        change=SegmentChange(row.action),
+                        at=row.at,
+                        segment=segment,
+                        customer_uuid=row.customer_id,
+                    ),
+                    cursor=cursor,
+                )
+                for row, segment, cursor in zip(page.items, segments, page.cursors, strict=True)
+            ],
+            page_info=PageInfo.of(page),  # type: ignore[arg-type]
+        )
 
 
 @strawberry.type

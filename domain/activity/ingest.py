@@ -4,7 +4,8 @@ Items arrive in batches of up to 1,000, each addressed by an identity: the whole
 profiles through identity resolution in one transaction (a profile is created when nobody holds
 the identity). A bad item is refused with its index in `field`; the rest still land. Replays are
 duplicates, not second rows: events by their idempotency key, orders by (source, externalId).
-Metrics of every touched profile are recomputed in the same transaction.
+Metrics of every touched profile are recomputed, and its channel summary updated, in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import domain.activity.channels as channels
 import domain.activity.metrics as metrics
 from domain.access.erasure import ErasurePolicy
 from domain.cascade import follow_write
@@ -207,6 +209,7 @@ async def _ingest(
             fresh.append({**row, "customer_id": target})
         if fresh:
             await session.execute(insert(kind.model), fresh)
+            await channels.count_new(session, **{kind.name: fresh})
         touched = sorted({row["customer_id"] for row in fresh})
         await metrics.recompute(session, touched, now)
         landed_on = {target for target in landed.values() if not isinstance(target, DomainError)}

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import InvalidInput, NotFound
-from domain.identity.traits import PROFILE_FIELDS, parse_traits
+from domain.identity.traits import COLUMNS, PROFILE_FIELDS, derive_display_name, parse_traits
 from domain.profile import CustomerRecord, customer_select, resolve_live_id, to_record
 from domain.values import check_json
 from store.db import Database
@@ -59,9 +59,13 @@ async def update_customer(
             raise NotFound("no such live customer", field=("id",))
         stamp = now.isoformat()
         times = dict(customer.field_times or {})
+        values = {column: getattr(customer, column) for column in COLUMNS}
         for column, value in traits.fields.items():
-            setattr(customer, column, value)
+            values[column] = value
             times[column] = stamp
+        derive_display_name(values, times)
+        for column, value in values.items():
+            setattr(customer, column, value)
         merged = dict(customer.attributes or {})
         for key, value in (attributes or {}).items():
             if value is None:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Date, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import domain.activity.channels as channels
 import domain.activity.metrics as metrics
 from domain.cascade import follow_write
 from domain.changes import Change, record_changes
@@ -181,6 +182,7 @@ async def merge_into(
         update(MergeRecord).where(MergeRecord.id == merge_id).values(snapshot=snapshot)
     )
     await metrics.recompute(session, [survivor_id, loser_id])  # their orders and events moved
+    await channels.rebuild(session, [survivor_id, loser_id])
     await record_changes(
         session,
         [
@@ -429,3 +431,4 @@ async def _restore(
     loser.version += 1
     await session.flush()
     await metrics.recompute(session, [survivor.id, loser.id])  # their orders and events moved
+    await channels.rebuild(session, [survivor.id, loser.id])

@@ -4,10 +4,15 @@ Core profile fields (displayName, city, ...) map to columns; every other key is 
 kept in `attributes`. Survivorship, on identify and on merge alike: a non-empty value beats an
 empty one, and of two non-empty values the one set later wins. When each field was set is kept
 in `field_times`, per column and per `attributes.<key>`.
+
+A display name nobody set follows the first and last names (`derive_display_name`): its time
+in `field_times` is the epoch, so any displayName sent later beats it, and it is derived again
+whenever the names change.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -31,6 +36,10 @@ COLUMNS = tuple(column for column, _ in PROFILE_FIELDS.values())
 IDENTITY_TRAITS = {"email", "phone"}
 MAX_ATTRIBUTES_BYTES = 16_384
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # when a value with no recorded time was set
+DERIVED = EPOCH.isoformat()  # the time of a derived display name: older than any value sent
+# Han characters (CJK unified ideographs and extension A): a Chinese name is written family
+# name first, without a space.
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,29 @@ class Traits:
 
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
+
+
+def display_name_of(first: str | None, last: str | None) -> str | None:
+    """How a person with these names is shown: 王 + 小明 -> "王小明" for Chinese names,
+    "Ann" + "Lee" -> "Ann Lee" otherwise; None without either name."""
+    first, last = first or "", last or ""
+    if HAN.search(first + last):
+        return (last + first) or None
+    return " ".join(part for part in (first, last) if part) or None
+
+
+def derive_display_name(fields: dict[str, Any], times: dict[str, str]) -> None:
+    """Fill `display_name` from the first and last names when it is empty or was derived
+    before (its time is DERIVED: any display name someone sends is newer and wins)."""
+    if not _empty(fields.get("display_name")) and times.get("display_name") != DERIVED:
+        return
+    derived = display_name_of(fields.get("first_name"), fields.get("last_name"))
+    if derived is None:
+        if times.get("display_name") == DERIVED:
+            fields["display_name"] = None
+            del times["display_name"]
+        return
+    fields["display_name"], times["display_name"] = derived, DERIVED
 
 
 def parse_traits(raw: Any, path: tuple[str | int, ...] = ("traits",)) -> Traits:
@@ -119,7 +151,9 @@ class ProfileValues:
             changed |= self.offer(column, value, at)
         for key, value in traits.attributes.items():
             changed |= self.offer(f"attributes.{key}", value, at)
-        return changed
+        before = self.fields.get("display_name")
+        derive_display_name(self.fields, self.times)
+        return changed or self.fields.get("display_name") != before
 
     def absorb(self, other: ProfileValues) -> None:
         """Survivorship on merge: every value of `other` is offered at the time it was set."""
@@ -130,6 +164,7 @@ class ProfileValues:
         for key, value in other.attributes.items():
             name = f"attributes.{key}"
             self.offer(name, value, _time(other.times.get(name)))
+        derive_display_name(self.fields, self.times)
 
 
 def _time(stamp: str | None) -> datetime:

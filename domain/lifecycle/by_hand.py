@@ -76,7 +76,7 @@ async def set_stage(
             literal(note), literal(None, String()),
         )  # fmt: skip
         await write_moves(session, move, now=now, actor=actor)
-        await follow_stage_move(session, [live], now, actor)
+        await follow_stage_move(session, [live], now)
         transition = TransitionRecord(live, current.stage, stage, now, note, actor, None, None)
         return StageChange(live, transition)
 

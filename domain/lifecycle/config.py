@@ -2,7 +2,8 @@
 
 A model is refused whole, with every problem found (`ModelRefused.errors`), and nothing is
 written. What is checked:
-- stages: at least one, keys are short slugs and unique; the first is the entry stage;
+- stages: at least one, keys are short slugs and unique; the first is the entry stage; their
+  KPIs are well declared (INVALID_KPI, domain.lifecycle.kpis);
 - edges: both ends are stages of the model (UNKNOWN_STAGE), no self-edge or duplicate;
 - rules: unique keys, a target stage of the model (UNKNOWN_STAGE) with an edge leading into
   it from somewhere (UNREACHABLE_RULE: such a rule could never fire), a condition that
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conditions.language import Catalog, parse
 from domain.errors import DomainError, InvalidInput
+from domain.lifecycle.kpis import check_kpis
 from domain.lifecycle.model import (
     LifecycleModelRecord,
     load_model,
@@ -111,6 +113,7 @@ def _check_stages(model: LifecycleModelRecord) -> list[DomainError]:
             errors.append(_error(f"stage {stage.key} is listed twice", ("stages", index, "key")))
         if not stage.name.strip() or len(stage.name) > 200:
             errors.append(_error("a stage name is 1 to 200 characters", ("stages", index, "name")))
+        errors += check_kpis(stage.kpis, ("stages", index, "kpis"))
         seen.add(stage.key)
     return errors
 

@@ -11,14 +11,11 @@ at the merge), so a merge never splices two people's stays together.
   or into one. Order is (at, id): the moves of one rule run share a time stamp.
 - medianDaysInStage: over the stays that began inside the window; a stay ends at the
   journey's next transition, else at its merge, else now (still there).
-- kpis, the stage indicators of seed 000 the data supports, all over the window:
-  consideration (clm: acquisition): product views and add-to-carts (events of those types);
-  purchase (clm: growth): conversion rate = profiles with a completed order / profiles with any
-  event or order, average order value = completed revenue / completed orders (base currency);
-  loyalty (clm: maturity): repurchase rate = profiles with 2+ completed orders / with 1+;
-  churned: churn rate = journeys that entered churned / journeys at risk (in another stage at
-  the window's start, or entering one inside it); win-back rate = journeys that left churned /
-  journeys churned at the start or entering churned inside it.
+- kpis: the indicators each stage declares (domain.lifecycle.kpis), over the window; two of
+  them are counted here with the journeys: churn rate = journeys that entered churned /
+  journeys at risk (in another stage at the window's start, or entering one inside it);
+  win-back rate = journeys that left churned / journeys churned at the start or entering
+  churned inside it.
 """
 
 from __future__ import annotations
@@ -28,39 +25,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select, true, union
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.segments.definitions as segments
 from domain.errors import InvalidInput
+from domain.lifecycle.kpis import measure_kpis
 from domain.lifecycle.model import LifecycleModelRecord, StageRecord, load_model
 from store.db import Database
-from store.models import Customer, Event, MergeRecord, Order, StageTransition
+from store.models import Customer, MergeRecord, StageTransition
 from store.sqlfuncs import days_between, medians
 from store.tuning import tune_for_bulk
 from store.types import UTCDateTime, utcnow
 
 CHURNED = "churned"
-LABELS = {
-    "product_views": "Product views 产品页面浏览量",
-    "add_to_carts": "Add-to-carts 加购次数",
-    "conversion_rate": "Conversion rate 成交率",
-    "average_order_value": "Average order value 平均订单价值",
-    "repurchase_rate": "Repurchase rate 复购率",
-    "churn_rate": "Churn rate 客户流失率",
-    "win_back_rate": "Win-back rate 流失客户召回率",
-}
-KPIS_BY_STAGE = {
-    "consideration": ("product_views", "add_to_carts"),
-    "acquisition": ("product_views", "add_to_carts"),
-    "purchase": ("conversion_rate", "average_order_value"),
-    "growth": ("conversion_rate", "average_order_value"),
-    "loyalty": ("repurchase_rate",),
-    "maturity": ("repurchase_rate",),
-    CHURNED: ("churn_rate", "win_back_rate"),
-}
-BROWSING = {"product_views": "product_view", "add_to_carts": "add_to_cart"}
-BUYING = frozenset({"conversion_rate", "average_order_value", "repurchase_rate"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +101,10 @@ async def funnel(
     async with db.read() as session:
         await tune_for_bulk(session)
         model = await load_model(session)
-        wanted = {key for stage in model.stages for key in KPIS_BY_STAGE.get(stage.key, ())}
         current = await _current(session, window)
         journeys = await _journeys(session, model, window, now)
-        kpis = journeys.kpis | await _activity_kpis(session, window, wanted)
+        declared = {stage.key: stage.kpis for stage in model.stages}
+        kpis = await measure_kpis(session, window, declared, journeys.kpis)
     return tuple(
         FunnelStageRecord(
             stage=stage,
@@ -136,9 +114,7 @@ async def funnel(
             if model.next_stage(stage.key)
             else None,
             median_days_in_stage=journeys.medians.get(stage.key),
-            kpis=tuple(
-                Kpi(key, LABELS[key], kpis.get(key)) for key in KPIS_BY_STAGE.get(stage.key, ())
-            ),
+            kpis=tuple(Kpi(k.key, k.name, kpis[(stage.key, k.key)]) for k in stage.kpis),
         )
         for stage in model.stages
     )
@@ -240,7 +216,7 @@ async def _journeys(
             for key, v in zip(keys, row[2 * n + 4 :], strict=True)
             if v is not None
         },
-        kpis={"churn_rate": _share(gone, risky), "win_back_rate": _share(back, pool)},
+        kpis={"CHURN_RATE": _share(gone, risky), "WIN_BACK_RATE": _share(back, pool)},
     )
 
 
@@ -259,65 +235,3 @@ def _churn_flags(r: Any, window: Window, churned: int) -> list[Any]:
         _flag(and_(inside, r.stage != churned)).label("entered_other"),
         _flag(and_(inside, r.from_churned == 1)).label("left_churned"),
     ]
-
-
-async def _activity_kpis(
-    session: AsyncSession, window: Window, wanted: set[str]
-) -> dict[str, float | None]:
-    """The indicators read from events and orders, for the ones some stage shows."""
-    found: dict[str, float | None] = {}
-    if wanted & set(BROWSING):
-        found |= await _browsing(session, window)
-    if wanted & BUYING:
-        found |= await _buying(session, window)
-    return found
-
-
-async def _browsing(session: AsyncSession, window: Window) -> dict[str, float | None]:
-    statement = (
-        select(Event.type, func.count())
-        .where(
-            Event.type.in_(BROWSING.values()),
-            window.holds(Event.occurred_at),
-            *window.members(Event.customer_id),
-        )
-        .group_by(Event.type)
-    )
-    counts = {kind: int(n) for kind, n in await session.execute(statement)}
-    return {key: float(counts.get(kind, 0)) for key, kind in BROWSING.items()}
-
-
-async def _buying(session: AsyncSession, window: Window) -> dict[str, float | None]:
-    placed = window.holds(Order.placed_at)
-    completed = (
-        select(
-            Order.customer_id,
-            func.count().label("orders"),
-            func.sum(Order.base_amount).label("revenue"),
-        )
-        .where(Order.status == "completed", placed, *window.members(Order.customer_id))
-        .group_by(Order.customer_id)
-        .subquery()
-    )
-    active = union(
-        select(Event.customer_id).where(
-            window.holds(Event.occurred_at), *window.members(Event.customer_id)
-        ),
-        select(Order.customer_id).where(placed, *window.members(Order.customer_id)),
-    ).subquery()
-    buyers, repeaters, orders, revenue = (
-        await session.execute(
-            select(
-                func.count(),
-                func.count(case((completed.c.orders >= 2, 1))),
-                func.sum(completed.c.orders),
-                func.sum(completed.c.revenue),
-            ).select_from(completed)
-        )
-    ).one()
-    visitors = (await session.execute(select(func.count()).select_from(active))).scalar_one()
-    return {
-        "conversion_rate": _share(buyers, visitors),
-        "average_order_value": round(float(revenue) / int(orders), 2) if orders else None,
-        "repurchase_rate": _share(repeaters, buyers),
-    }

@@ -11,7 +11,8 @@ Two presets come from the seeds; `funnel` is what a new database starts with:
   -> churned, driven by order frequency and its decline; a new order revives a declining or
   churned customer into growth.
 
-Both churn after `churn_days` (default 180) without any order or activity.
+Both churn after `churn_days` (default 180) without any order or activity. Every preset stage
+declares seed 000's KPIs for it (domain.lifecycle.kpis).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound
+from domain.lifecycle.kpis import PRESET_KPIS, KpiSpec, kpi_of
 from store.db import Database
 from store.models import LifecycleEdge, LifecycleRule, LifecycleStage, StageTransition
 
@@ -39,6 +41,7 @@ class StageRecord:
     name: str
     position: int
     terminal: bool
+    kpis: tuple[KpiSpec, ...] = ()  # what the funnel report shows for it (domain.lifecycle.kpis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,11 @@ def _inactive(days: int, stages: Sequence[StageRecord]) -> dict[str, Any]:
     }
 
 
+def _preset(key: str, name: str, position: int, terminal: bool = False) -> StageRecord:
+    """A preset's stage, with seed 000's KPIs for it."""
+    return StageRecord(key, name, position, terminal, PRESET_KPIS[key])
+
+
 def funnel_model(churn_days: int = DEFAULT_CHURN_DAYS) -> LifecycleModelRecord:
     """Seed 000's funnel. The stage conditions keep a churned customer's old orders from
     counting as a win-back: only an order placed since churning (within `churn_days`) does."""
@@ -127,11 +135,11 @@ def funnel_model(churn_days: int = DEFAULT_CHURN_DAYS) -> LifecycleModelRecord:
         ]
     }
     stages = (
-        StageRecord("awareness", "Awareness 认知", 0, False),
-        StageRecord("consideration", "Consideration 考虑", 1, False),
-        StageRecord("purchase", "Purchase 购买", 2, False),
-        StageRecord("loyalty", "Loyalty 忠诚", 3, False),
-        StageRecord("churned", "Churned 流失", 4, True),
+        _preset("awareness", "Awareness 认知", 0),
+        _preset("consideration", "Consideration 考虑", 1),
+        _preset("purchase", "Purchase 购买", 2),
+        _preset("loyalty", "Loyalty 忠诚", 3),
+        _preset("churned", "Churned 流失", 4, terminal=True),
     )
     return LifecycleModelRecord(
         stages=stages,
@@ -172,11 +180,11 @@ def clm_model(churn_days: int = DEFAULT_CHURN_DAYS) -> LifecycleModelRecord:
     activity stops; a new order revives a declining or churned customer into growth."""
     quiet_days = max(1, churn_days // 2)
     stages = (
-        StageRecord("acquisition", "Acquisition 获取", 0, False),
-        StageRecord("growth", "Growth 提升", 1, False),
-        StageRecord("maturity", "Maturity 成熟", 2, False),
-        StageRecord("decline", "Decline 衰退", 3, False),
-        StageRecord("churned", "Churned 离开", 4, True),
+        _preset("acquisition", "Acquisition 获取", 0),
+        _preset("growth", "Growth 提升", 1),
+        _preset("maturity", "Maturity 成熟", 2),
+        _preset("decline", "Decline 衰退", 3),
+        _preset("churned", "Churned 离开", 4, terminal=True),
     )
     return LifecycleModelRecord(
         stages=stages,
@@ -245,7 +253,10 @@ async def load_model(session: AsyncSession) -> LifecycleModelRecord:
         )
     ).scalars()
     return LifecycleModelRecord(
-        stages=tuple(StageRecord(s.key, s.name, s.position, s.terminal) for s in stages),
+        stages=tuple(
+            StageRecord(s.key, s.name, s.position, s.terminal, tuple(kpi_of(k) for k in s.kpis))
+            for s in stages
+        ),
         edges=tuple((e.from_stage, e.to_stage) for e in edges),
         rules=tuple(RuleRecord(r.key, r.to_stage, r.priority, r.condition) for r in rules),
     )
@@ -274,7 +285,8 @@ async def store_model(session: AsyncSession, model: LifecycleModelRecord) -> Non
     """Write `model` into empty model tables (the caller removed the previous one)."""
     await session.execute(
         insert(LifecycleStage),
-        [{"key": s.key, "name": s.name, "position": s.position, "terminal": s.terminal}
+        [{"key": s.key, "name": s.name, "position": s.position, "terminal": s.terminal,
+          "kpis": [kpi.to_json() for kpi in s.kpis]}
          for s in model.stages],
     )  # fmt: skip
     if model.edges:

@@ -74,6 +74,7 @@ __all__ = [
     "refresh_all",
     "refresh_for_customers",
     "refresh_segment",
+    "segments_by_id",
     "segments_of",
     "update_segment",
 ]
@@ -136,6 +137,14 @@ async def get_segment(
     async with db.read() as session:
         row = (await session.execute(statement)).first()
     return SegmentRecord(*row) if row else None
+
+
+async def segments_by_id(
+    db: Database, segment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, SegmentRecord]:
+    async with db.read() as session:
+        rows = await session.execute(select(*SEGMENT_COLUMNS).where(Segment.id.in_(segment_ids)))
+        return {row.id: SegmentRecord(*row) for row in rows}
 
 
 async def list_segments(db: Database, page: PageRequest) -> Page[SegmentRecord]:

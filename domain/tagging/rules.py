@@ -67,6 +67,13 @@ __all__ = [
 
 RULE_SOURCE = "rule"
 SWEEP_ACTOR = "tag-sweep"
+
+
+def rule_actor(key: str) -> str:
+    """Who assigned or removed a RULE tag: the rule itself, not the write that ran it."""
+    return f"rule:{key}"
+
+
 Scope = Collection[uuid.UUID] | Select[Any]
 log = logging.getLogger("c360.tags")
 
@@ -184,12 +191,13 @@ async def _evaluate(
     rule: RuleTag,
     matches: CustomerFilter,
     now: datetime,
-    actor: str | None,
     scope: Scope | None,
     written_after: int,
 ) -> RuleResult:
     """Bring one RULE tag's holders in step with its condition, for everyone or `scope`.
-    `written_after`: the highest assignment id before this evaluation began."""
+    `written_after`: the highest assignment id before this evaluation began. The rule is the
+    actor of what it assigns and removes (`rule:<key>`), whichever write or sweep ran it."""
+    actor = rule_actor(rule.key)
     held = select(TagAssignment.id).where(
         TagAssignment.tag_id == rule.id, TagAssignment.customer_id == Customer.id
     )
@@ -259,7 +267,6 @@ async def _evaluate_in_order(
     rules: Sequence[RuleTag],
     catalog: Catalog,
     now: datetime,
-    actor: str | None,
     scope: Scope | None,
 ) -> list[RuleResult]:
     highest = select(func.coalesce(func.max(TagAssignment.id), 0))
@@ -270,13 +277,13 @@ async def _evaluate_in_order(
     for rule in _in_order(rules, catalog):
         matches = _compiled(catalog, rule, now)
         if matches is not None:
-            result = await _evaluate(session, rule, matches, now, actor, scope, written_after)
+            result = await _evaluate(session, rule, matches, now, scope, written_after)
             results.append(result)
     return results
 
 
 async def reevaluate_for_customers(
-    session: AsyncSession, customers: Scope, now: datetime, actor: str | None
+    session: AsyncSession, customers: Scope, now: datetime
 ) -> list[RuleResult]:
     """Every RULE tag for these profiles only (ids, or a select of ids that reads no
     customers row, such as tag_records.touched), inside the caller's write transaction."""
@@ -286,12 +293,10 @@ async def reevaluate_for_customers(
     if not rules:
         return []  # the common case, answered with one cheap statement
     catalog = await load_catalog(session)
-    return await _evaluate_in_order(session, rules, catalog, now, actor, customers)
+    return await _evaluate_in_order(session, rules, catalog, now, customers)
 
 
-async def after_definition(
-    session: AsyncSession, key: str, now: datetime, actor: str | None
-) -> list[RuleResult]:
+async def after_definition(session: AsyncSession, key: str, now: datetime) -> list[RuleResult]:
     """Evaluate RULE tag `key` (just defined, or given a new condition) over everyone, then the
     RULE tags that read it (domain.cascade.follow_rule_definition runs what follows)."""
     rules = await _rule_tags(session)
@@ -301,7 +306,7 @@ async def after_definition(
         if _reads(rule.condition, catalog) & affected:
             affected.add(rule.key)
     chosen = [rule for rule in rules if rule.key in affected]
-    return await _evaluate_in_order(session, chosen, catalog, now, actor, None)
+    return await _evaluate_in_order(session, chosen, catalog, now, None)
 
 
 async def evaluation_order(db: Database) -> list[str]:
@@ -311,11 +316,9 @@ async def evaluation_order(db: Database) -> list[str]:
     return [rule.key for rule in _in_order(rules, catalog)]
 
 
-async def reevaluate_one(
-    session: AsyncSession, key: str, now: datetime, actor: str | None
-) -> list[RuleResult]:
+async def reevaluate_one(session: AsyncSession, key: str, now: datetime) -> list[RuleResult]:
     """RULE tag `key` over every profile, in the caller's transaction (domain.cascade's full
     re-evaluation runs one per transaction, with what follows)."""
     rules = [rule for rule in await _rule_tags(session) if rule.key == key]
     catalog = await load_catalog(session)
-    return await _evaluate_in_order(session, rules, catalog, now, actor, None)
+    return await _evaluate_in_order(session, rules, catalog, now, None)

@@ -1,7 +1,7 @@
 """Every table of the service; importing this module registers them all on `Base.metadata`."""
 
 from store.models.access import ApiKey, AuditCustomer, AuditEntry, OutboxEvent
-from store.models.activity import CustomerMetrics, Event, Order
+from store.models.activity import CustomerChannel, CustomerMetrics, Event, Order
 from store.models.base import Base
 from store.models.customers import Customer, MergeRecord
 from store.models.identities import ErasedIdentity, IdempotencyKey, Identity, IdentityType
@@ -17,6 +17,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Customer",
+    "CustomerChannel",
     "CustomerMetrics",
     "ErasedIdentity",
     "Event",

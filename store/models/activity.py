@@ -1,4 +1,4 @@
-"""Events, orders and the metrics derived from them."""
+"""Events, orders and what is derived from them: metrics and per-channel summaries."""
 
 from __future__ import annotations
 
@@ -85,3 +85,19 @@ class CustomerMetrics(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_customer_metrics_total_spent", "total_spent"),)
+
+
+class CustomerChannel(Base):
+    """One customer's activity through one channel (an event's channel, an order's source):
+    kept at ingest in the write that stores the events and orders, rebuilt on merge and
+    unmerge. Customer.channels reads it, and segment insights count channels from it rather
+    than from the events table."""
+
+    __tablename__ = "customer_channels"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    orders: Mapped[int] = mapped_column(Integer, default=0)

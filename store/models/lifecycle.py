@@ -20,6 +20,8 @@ class LifecycleStage(Base):
     name: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer)
     terminal: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The stage's KPIs, as domain.lifecycle.kpis declares them: [{key, name, measure, ...}].
+    kpis: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
 
 
 class LifecycleEdge(Base):

@@ -93,3 +93,48 @@ async def test_a_page_of_customers_with_orders_and_events_costs_a_fixed_number_o
         await api.query(query, {"n": size})
         costs[size] = api.sql.count
     assert costs[1] == costs[30], costs
+
+
+CHANNELS = """query($n: Int) { customers(first: $n, orderBy: [{field: CREATED_AT}]) { edges { node {
+  channels { channel firstSeenAt lastSeenAt events orders } } } } }"""
+
+
+async def test_customer_channels_summarize_events_and_orders_per_channel_in_one_statement(
+    api: Api,
+) -> None:
+    events = [
+        {"customer": who(f"c{i}@x.com"), "type": "page_view", "channel": channel,
+         "occurredAt": f"2026-01-0{day}T00:00:00+00:00"}
+        for i in range(3)
+        for channel, day in (("app", 2), ("web", 1), ("app", 3))
+    ]  # fmt: skip
+    assert (await api.query(TRACK, {"events": events}))["trackEvents"]["accepted"] == 9
+    orders = [
+        {"customer": who("c0@x.com"), "externalId": "o1", "amount": "10", "currency": "CNY",
+         "source": "web", "placedAt": "2026-01-05T00:00:00+00:00"}
+    ]  # fmt: skip
+    assert (await api.query(RECORD, {"orders": orders}))["recordOrders"]["accepted"] == 1
+    costs = {}
+    for size in (1, 3):
+        api.sql.reset()
+        edges = (await api.query(CHANNELS, {"n": size}, role=Role.PARTNER))["customers"]["edges"]
+        costs[size] = api.sql.count
+        assert len(edges) == size
+    assert costs[1] == costs[3], costs
+    app = {
+        "channel": "app",
+        "firstSeenAt": "2026-01-02T00:00:00+00:00",
+        "lastSeenAt": "2026-01-03T00:00:00+00:00",
+        "events": 2,
+        "orders": 0,
+    }
+    web = {
+        "channel": "web",
+        "firstSeenAt": "2026-01-01T00:00:00+00:00",
+        "lastSeenAt": "2026-01-01T00:00:00+00:00",
+        "events": 1,
+        "orders": 0,
+    }
+    buyer_web = {**web, "lastSeenAt": "2026-01-05T00:00:00+00:00", "orders": 1}
+    found = sorted((e["node"]["channels"] for e in edges), key=lambda c: c[0]["channel"])
+    assert found == [[app, web], [app, web], [buyer_web, app]]  # fmt: skip

@@ -174,7 +174,9 @@ async def test_every_role_reads_the_funnel(api: Api, role: Role) -> None:
     stages = (await api.query(FUNNEL, role=role))["funnel"]["stages"]
     assert stages[0] == {
         "stage": {"key": "awareness"}, "current": 1, "entered": 1, "conversionToNext": 0.0,
-        "medianDaysInStage": 0.0, "kpis": [],
+        "medianDaysInStage": 0.0,
+        "kpis": [{"key": "visits", "label": "Visits 网站访问量", "value": 0.0},
+                 {"key": "exposure", "label": "Exposure 品牌曝光", "value": 0.0}],
     }  # fmt: skip
     assert [k["key"] for k in stages[2]["kpis"]] == ["conversion_rate", "average_order_value"]
 
@@ -186,3 +188,69 @@ async def test_the_funnel_refuses_an_unknown_segment(api: Api) -> None:
         )
     ).json()
     assert body["errors"][0]["extensions"]["code"] == "UNKNOWN_SEGMENT"
+
+
+CUSTOM_KPIS = {
+    "stages": [
+        {"key": "lead", "name": "Lead", "kpis": [
+            {"key": "app_users", "name": "App users", "measure": "EVENT_CUSTOMERS",
+             "eventType": "page_view", "channel": "app"},
+            {"key": "csat", "name": "CSAT", "measure": "SATISFACTION"},
+            {"key": "spend", "name": "Average spend", "measure": "METRIC_AVERAGE",
+             "metric": "TOTAL_SPENT"},
+        ]},
+        {"key": "client", "name": "Client"},
+    ],
+    "transitions": [{"from": "lead", "to": "client"}],
+}  # fmt: skip
+TRACK = """mutation($events: [EventInput!]!) { trackEvents(events: $events) { accepted } }"""
+RECORD = """mutation($orders: [OrderInput!]!) { recordOrders(orders: $orders) { accepted } }"""
+
+
+async def test_a_custom_model_declares_its_own_kpis_and_the_funnel_measures_them(
+    api: Api,
+) -> None:
+    configured = (await api.query(CONFIGURE, {"input": CUSTOM_KPIS}))["configureLifecycle"]
+    assert configured["errors"] == []
+    model = await api.query("{ lifecycleModel { stages { key kpis { key measure channel } } } }")
+    assert model["lifecycleModel"]["stages"][0]["kpis"] == [
+        {"key": "app_users", "measure": "EVENT_CUSTOMERS", "channel": "app"},
+        {"key": "csat", "measure": "SATISFACTION", "channel": None},
+        {"key": "spend", "measure": "METRIC_AVERAGE", "channel": None},
+    ]
+    assert model["lifecycleModel"]["stages"][1]["kpis"] == []
+    who = [{"type": "email", "value": f"k{i}@x.com"} for i in range(3)]
+    events = [
+        {"customer": who[0], "type": "page_view", "channel": "app"},
+        {"customer": who[0], "type": "page_view", "channel": "app"},
+        {"customer": who[1], "type": "page_view", "channel": "web"},
+        {"customer": who[0], "type": "survey", "properties": {"satisfaction": 4}},
+        {"customer": who[1], "type": "survey", "properties": {"satisfaction": 5}},
+    ]
+    assert (await api.query(TRACK, {"events": events}))["trackEvents"]["accepted"] == 5
+    orders = [{"customer": who[2], "externalId": "k-1", "amount": "90", "currency": "CNY"}]
+    assert (await api.query(RECORD, {"orders": orders}))["recordOrders"]["accepted"] == 1
+    stages = (await api.query(FUNNEL))["funnel"]["stages"]  # everyone is a lead: no rules
+    assert [(s["stage"]["key"], s["kpis"]) for s in stages] == [
+        ("lead", [{"key": "app_users", "label": "App users", "value": 1.0},
+                  {"key": "csat", "label": "CSAT", "value": 4.5},
+                  {"key": "spend", "label": "Average spend", "value": 30.0}]),
+        ("client", []),
+    ]  # fmt: skip
+
+
+async def test_bad_kpi_declarations_are_refused_with_their_paths(api: Api) -> None:
+    bad = {
+        "stages": [{"key": "lead", "name": "Lead", "kpis": [
+            {"key": "n", "name": "N", "measure": "EVENTS"},
+            {"key": "n", "name": "Twice", "measure": "METRIC_AVERAGE", "metric": "HEIGHT"},
+        ]}],
+        "transitions": [],
+    }  # fmt: skip
+    refused = (await api.query(CONFIGURE, {"input": bad}))["configureLifecycle"]
+    assert refused["model"] is None
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [
+        ("INVALID_KPI", ["input", "stages", "0", "kpis", "0", "eventType"]),
+        ("INVALID_KPI", ["input", "stages", "0", "kpis", "1", "metric"]),
+        ("INVALID_KPI", ["input", "stages", "0", "kpis", "1", "key"]),
+    ]

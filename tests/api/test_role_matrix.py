@@ -49,6 +49,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "segment": EVERYONE,
     "segments": EVERYONE,
     "previewSegment": EVERYONE,
+    "insights": EVERYONE,
     "webhooks": ADMIN,
     "webhookDeliveries": ADMIN,
     "apiKeys": ADMIN,

@@ -92,3 +92,19 @@ async def test_update_and_archive_tag(api: Api) -> None:
     assert (await api.query('{ tagDefinition(key: "promo") { archived } }'))["tagDefinition"][
         "archived"
     ] is True
+
+
+async def test_node_answers_a_tag_definition_by_its_global_id(api: Api) -> None:
+    made = await api.query(
+        'mutation { defineTag(input: {key: "vip", name: "VIP"}) { tag { id } errors { code } } }'
+    )
+    tag_id = made["defineTag"]["tag"]["id"]
+    found = await api.query(
+        "query($id: ID!) { node(id: $id) { id ... on TagDefinition { key name } } }",
+        {"id": tag_id},
+        role=Role.PARTNER,
+    )
+    assert found["node"] == {"id": tag_id, "key": "vip", "name": "VIP"}
+    missing = to_global_id("TagDefinition", "00000000-0000-0000-0000-000000000000")
+    gone = await api.query("query($id: ID!) { node(id: $id) { id } }", {"id": missing})
+    assert gone["node"] is None

@@ -54,3 +54,18 @@ async def test_integrations_and_partners_may_not_edit(api: Api, db) -> None:
     for role in (Role.INTEGRATION, Role.PARTNER):
         body = (await api.post(UPDATE, {"id": customer, "patch": {"city": "x"}}, role=role)).json()
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_display_name_is_derived_from_the_names_unless_set(api: Api, db) -> None:
+    customer = to_global_id("Customer", await make_customer(db))
+    query = UPDATE.replace("displayName city", "displayName firstName lastName city")
+
+    async def patch(**fields: str | None) -> str | None:
+        result = await api.query(query, {"id": customer, "patch": fields})
+        return result["updateCustomer"]["customer"]["displayName"]  # type: ignore[no-any-return]
+
+    assert await patch(firstName="小明", lastName="王") == "王小明"
+    assert await patch(firstName="Ann", lastName="Lee") == "Ann Lee"
+    assert await patch(displayName="Annie") == "Annie"
+    assert await patch(firstName="Anne") == "Annie"
+    assert await patch(displayName=None) == "Anne Lee"

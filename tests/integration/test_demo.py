@@ -157,7 +157,9 @@ async def test_a_customers_stage_is_their_last_transition(db: Database) -> None:
         assert (stage, entered_at) == (last_stage, last_at)
 
 
-async def test_metrics_count_and_sum_the_completed_orders(db: Database) -> None:
+async def test_metrics_count_the_completed_orders_and_sum_them_net_of_refunds(
+    db: Database,
+) -> None:
     orders = await _all(db, Order.customer_id, Order.status, Order.base_amount)
     count: Counter[uuid.UUID] = Counter()
     spent: dict[uuid.UUID, Decimal] = defaultdict(Decimal)
@@ -165,12 +167,28 @@ async def test_metrics_count_and_sum_the_completed_orders(db: Database) -> None:
         if status == "completed":
             count[customer_id] += 1
             spent[customer_id] += base_amount
+        elif status == "refunded":
+            spent[customer_id] -= abs(base_amount)
     metrics = await _all(
         db, CustomerMetrics.customer_id, CustomerMetrics.order_count, CustomerMetrics.total_spent
     )
     for customer_id, order_count, total_spent in metrics:
         assert order_count == count[customer_id]
         assert total_spent == spent[customer_id]
+
+
+async def test_the_demo_scores_rfm_clv_and_churn_risk_without_a_recompute(db: Database) -> None:
+    rows = await _all(
+        db,
+        CustomerMetrics.order_count,
+        CustomerMetrics.rfm_segment,
+        CustomerMetrics.clv,
+        CustomerMetrics.churn_risk,
+    )
+    buyers = [row for row in rows if row.order_count > 0]
+    assert buyers and all(
+        row.rfm_segment and row.clv is not None and 0 <= row.churn_risk <= 1 for row in buyers
+    )
 
 
 async def _histories(db: Database) -> dict[uuid.UUID, list[tuple[str | None, str, Any]]]:

@@ -41,6 +41,12 @@ EVENTS = [  # (who, type, month, day)
     ("c2", "product_view", 10, 2), ("c2", "product_view", 10, 3), ("c2", "add_to_cart", 10, 3),
     ("c6", "product_view", 10, 20), ("c5", "product_view", 12, 10),
     ("c1", "product_view", 9, 20), ("c1", "page_view", 10, 6),
+    ("c1", "impression", 10, 1), ("c7", "impression", 11, 2), ("c1", "impression", 9, 1),
+    ("c2", "inquiry", 10, 4), ("c6", "inquiry", 10, 21),
+]  # fmt: skip
+SURVEYS = [  # (who, month, day, properties): answers to the NPS question (0-10)
+    ("c1", 11, 25, {"nps": 10}), ("c3", 11, 3, {"nps": 9}), ("c4", 11, 5, {"nps": 6}),
+    ("c2", 10, 10, {"nps": "ten"}), ("c6", 12, 5, {"nps": 0}),
 ]  # fmt: skip
 ORDERS = [  # (who, amount, status, month, day)
     ("c1", "100", "completed", 10, 10), ("c1", "200", "completed", 10, 25),
@@ -76,6 +82,13 @@ async def population(db: Database) -> dict[str, uuid.UUID]:
             await session.execute(
                 insert(Event).values(customer_id=ids[name], type=kind, occurred_at=on(month, day))
             )
+        for name, month, day, properties in SURVEYS:
+            await session.execute(
+                insert(Event).values(
+                    customer_id=ids[name], type="survey", occurred_at=on(month, day),
+                    properties=properties,
+                )
+            )  # fmt: skip
         for name, amount, status, month, day in ORDERS:
             await session.execute(
                 insert(Order).values(
@@ -117,12 +130,22 @@ async def test_the_funnel_of_a_fixed_population_matches_the_hand_computation(db)
         "loyalty": (1, 1, None, 42.0),  # the next stage, churned, is terminal
         "churned": (1, 1, None, 37.0),
     }
+    assert {s.stage.key: [k.key for k in s.kpis] for s in report} == {
+        "awareness": ["visits", "exposure"],
+        "consideration": ["inquiries", "inquiry_conversion"],
+        "purchase": ["conversion_rate", "average_order_value"],
+        "loyalty": ["repeat_rate", "nps"],
+        "churned": ["churn_rate", "win_back_rate"],
+    }
     assert kpis(report) == {
-        "product_views": 3.0,
-        "add_to_carts": 1.0,
-        "conversion_rate": 0.6,  # buyers c1, c3, c4 of visitors c1, c2, c3, c4, c6
+        "visits": 1.0,  # c1's page view
+        "exposure": 2.0,  # impressions of c1 and c7 (c1's in September is outside)
+        "inquiries": 2.0,  # c2, c6
+        "inquiry_conversion": 0.0,  # neither bought (c2's order was cancelled)
+        "conversion_rate": 0.5,  # buyers c1, c3, c4 of visitors c1, c2, c3, c4, c6, c7
         "average_order_value": 160.0,  # 800 over 5 completed orders
-        "repurchase_rate": 0.3333,  # c1 of c1, c3, c4
+        "repeat_rate": 0.3333,  # c1 of c1, c3, c4
+        "nps": 33.3,  # promoters c1, c3, detractor c4 (c2's is no number, c6's is after)
         "churn_rate": 0.1667,  # c3 of at-risk c1, c2, c3, c4, c6, c7
         "win_back_rate": 0.5,  # c4 of lapsed c3, c4
     }
@@ -148,8 +171,9 @@ async def test_a_segment_restricts_every_figure_to_its_members(db) -> None:
     report = await funnel(db, start=START, end=END, segment_id=segment_id, now=NOW)
     assert table(report)["consideration"] == (1, 2, 0.5, 47.5)  # c1 (5 days), c2 (90)
     assert table(report)["awareness"][:2] == (0, 1)
-    assert kpis(report)["product_views"] == 2.0
+    assert kpis(report)["inquiries"] == 1.0  # c2's
     assert kpis(report)["conversion_rate"] == 0.5  # c1 of c1, c2
+    assert kpis(report)["nps"] == 100.0  # c1 only
 
 
 async def test_a_window_must_run_forwards(db) -> None:

@@ -227,3 +227,12 @@ async def test_concurrent_calls_with_one_key_do_the_work_once(db) -> None:
     answers = await asyncio.gather(*(batch(db, *items, key="import-9") for _ in range(4)))
     assert all([r.customer_id for r in a] == [r.customer_id for r in answers[0]] for a in answers)
     assert (await row_counts(db))["customers"] == 20
+
+
+async def test_identify_derives_a_display_name_from_first_and_last_names(db) -> None:
+    made = await ident(
+        db, ("email", "wang@example.com"), traits={"firstName": "小明", "lastName": "王"}
+    )
+    assert (await profile.get_customer(db, made.customer_id)).display_name == "王小明"
+    await ident(db, ("email", "wang@example.com"), traits={"firstName": "小红"})
+    assert (await profile.get_customer(db, made.customer_id)).display_name == "王小红"

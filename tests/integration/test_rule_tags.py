@@ -78,8 +78,8 @@ async def test_a_rule_tag_follows_identify_both_ways_with_history_and_events(db)
     await ident(db, ("email", "li@x.com"), traits={"country": "US"})
     assert await holders(db, "in_china") == set()
     assert await history(db, "in_china") == [
-        ("ASSIGNED", li, "rule", "test"),
-        ("REMOVED", li, "rule", "test"),
+        ("ASSIGNED", li, "rule", "rule:in_china"),
+        ("REMOVED", li, "rule", "rule:in_china"),
     ]
     assert await tag_events(db) == [
         ("tag.assigned", li, {"tag": "in_china", "value": None}),
@@ -133,8 +133,8 @@ async def test_the_full_reevaluation_follows_time_and_data_written_around_the_ap
     assert (result.assigned, result.removed) == (0, 1)  # the order is now 35 days old
     assert await holders(db, "recent_buyer") == set()
     assert await history(db, "recent_buyer") == [
-        ("ASSIGNED", p["ann"], "rule", "tag-sweep"),
-        ("REMOVED", p["ann"], "rule", "tag-sweep"),
+        ("ASSIGNED", p["ann"], "rule", "rule:recent_buyer"),
+        ("REMOVED", p["ann"], "rule", "rule:recent_buyer"),
     ]
 
 
@@ -328,6 +328,6 @@ async def test_a_manual_merge_and_its_undoing_keep_rule_tags_in_step(db) -> None
     merge = await merging.merge_customers(db, b, a, None, "admin:t")
     # b (DE) got a's assignment with the merge, and does not match: removed, with history.
     assert await holders(db, "in_china") == set()
-    assert ("REMOVED", b, "rule", "admin:t") in await history(db, "in_china")
+    assert ("REMOVED", b, "rule", "rule:in_china") in await history(db, "in_china")
     await merging.unmerge(db, merge.id, "admin:t")
     assert await holders(db, "in_china") == {a}

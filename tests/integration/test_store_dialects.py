@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import Float, literal, select, union_all
+from sqlalchemy import Float, String, func, literal, select, union_all
 
 from store.db import Database
 from store.locking import (
@@ -18,7 +18,17 @@ from store.locking import (
     skip_locked,
 )
 from store.models import Identity
-from store.sqlfuncs import days_between, days_since, json_object, medians, new_uuid, pair_in
+from store.sqlfuncs import (
+    days_between,
+    days_since,
+    greatest,
+    json_object,
+    least,
+    medians,
+    new_uuid,
+    pair_in,
+    totals_by,
+)
 from store.types import UTCDateTime, utcnow
 from tests.builders import make_customer
 
@@ -87,3 +97,37 @@ def test_identity_lock_keys_are_64_bit_and_tell_kind_from_value() -> None:
     assert -(2**63) <= key < 2**63
     assert key != identity_lock_key("emaila", "@example.com")
     assert key == identity_lock_key("email", "a@example.com")
+
+
+async def test_least_and_greatest_pick_across_values_and_skip_nulls(db: Database) -> None:
+    nothing = literal(None, Float())
+    async with db.read() as session:
+        found = (
+            await session.execute(
+                select(
+                    least(session, literal(3.0), literal(1.0), literal(2.0)),
+                    greatest(session, literal(3.0), literal(1.0), literal(2.0)),
+                    least(session, nothing, literal(2.0)),
+                    greatest(session, literal(2.0), nothing),
+                )
+            )
+        ).one()
+    assert tuple(found) == (1.0, 3.0, 2.0, 2.0)
+
+
+async def test_totals_by_gives_each_dimensions_groups_then_the_whole(db: Database) -> None:
+    rows = [("a", "x", 1), ("a", "y", 2), ("b", None, 4)]
+    source = union_all(
+        *(
+            select(literal(k).label("k"), literal(v, String()).label("v"), literal(n).label("n"))
+            for k, v, n in rows
+        )
+    ).subquery()
+    measures = [func.count(source.c.n), func.sum(source.c.n)]
+    async with db.read() as session:
+        found = (await session.execute(totals_by(session, source, ["k", "v"], measures))).all()
+    assert sorted(found, key=repr) == sorted(
+        [("k", "a", 2, 3), ("k", "b", 1, 4), ("v", "x", 1, 1), ("v", "y", 1, 2),
+         ("v", None, 1, 4), (None, None, 3, 7)],
+        key=repr,
+    )  # fmt: skip
