@@ -10,6 +10,8 @@
   GRAPHQL_VALIDATION_FAILED unless a limit (api.limits) gave them a code.
 - Anything else is a bug: logged with its stack and a request id, answered as INTERNAL_ERROR
   with that id and nothing more (no message, no SQL, no host names).
+- Every error carries `requestId` in its extensions: the `X-Request-Id` of its response
+  (api.request_ids), or of the websocket's handshake.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ class ErrorShaping(SchemaExtension):
             return
         context = self.execution_context.context
         request_id = getattr(context, "request_id", None)
-        result.errors = [self._shape(error, request_id) for error in result.errors]
+        result.errors = [
+            with_request_id(self._shape(error, request_id), request_id) for error in result.errors
+        ]
         response = getattr(context, "response", None)
         codes = {(error.extensions or {}).get("code") for error in result.errors}
         if isinstance(response, Response) and "SERVICE_UNAVAILABLE" in codes:
@@ -105,6 +109,14 @@ def unavailable_answer(
             "requestId": request_id,
         }
     return None
+
+
+def with_request_id(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """Every error names the request it answers (the `X-Request-Id` of its response), so a
+    client's report can be found in the logs."""
+    if request_id is not None:
+        error.extensions = {**(error.extensions or {}), "requestId": request_id}
+    return error
 
 
 def _coded(error: GraphQLError) -> GraphQLError:

@@ -33,6 +33,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
+from starlette.requests import ClientDisconnect
+from starlette.websockets import WebSocketDisconnect
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -66,6 +69,14 @@ class _Refused(Exception):
         self.reason = reason
 
 
+def _name_request(message: Any, request_id: str) -> None:
+    payload = message.get("payload")
+    errors = payload if message["type"] == "error" else (payload or {}).get("errors")
+    for error in errors or ():
+        if isinstance(error, dict):
+            error["extensions"] = {**(error.get("extensions") or {}), "requestId": request_id}
+
+
 def _coded(code: str, message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
@@ -83,10 +94,20 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         return self.context.state.sockets
 
     async def send_message(self, message: Message) -> None:
-        """The ack is where a socket is admitted: it counts against its key's cap from then."""
+        """The ack is where a socket is admitted: it counts against its key's cap from then.
+        Every error sent names the socket's request id (its handshake's X-Request-Id)."""
         if message["type"] == "connection_ack" and self.key_id is None:
             await self._admit()
+        if message["type"] in ("error", "next"):
+            _name_request(message, self.context.request_id)
         await super().send_message(message)
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        """A client gone mid-operation is no error of the service: one info line."""
+        if isinstance(error, WebSocketDisconnected | WebSocketDisconnect | ClientDisconnect):
+            log.info("websocket client disconnected mid-operation")
+            return
+        await super().handle_task_exception(error)
 
     async def _admit(self) -> None:
         principal = self.context.principal
@@ -98,6 +119,7 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 f"TOO_MANY_CONNECTIONS: at most {cap} open websockets per key",
             )
         self.key_id = principal.key_id
+        self.context.state.metrics.websockets.inc()
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
@@ -155,4 +177,5 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().shutdown()
         finally:
             if self.key_id is not None:
+                self.context.state.metrics.websockets.dec()
                 await self.registry.leave(self, self.key_id)

@@ -114,3 +114,18 @@ class Settings(BaseSettings):
     tag_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the tags (each worker)."
     )
+    # Observability (service/logs.py, api/metrics.py, service/tracing.py).
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="One JSON object per line, or coloured lines for a terminal."
+    )
+    log_level: str = "INFO"
+    metrics_token: str | None = Field(
+        default=None,
+        description="Unset: /metrics answers loopback clients only. Set: any client sending "
+        "`Authorization: Bearer <token>`.",
+    )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off",
+        description="OpenTelemetry spans per operation and per SQL statement; `otlp` sends them "
+        "over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the exporter's own variables apply).",
+    )
