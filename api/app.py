@@ -94,6 +94,7 @@ def create_app(
             await state.redis.aclose()
         if provider is not None and tracing is None:
             provider.shutdown()
+        state.metrics.close()
 
     app = FastAPI(title="customer-360", lifespan=lifespan)
     app.state.c360 = state

@@ -34,7 +34,15 @@ log = logging.getLogger("c360.api")
 
 class ErrorShaping(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except Exception as error:
+            # Raised by a hook (api.limits, the parser cache on a syntax error) before there
+            # is a result: strawberry answers with the error that leaves here.
+            if not isinstance(error, GraphQLError):
+                error = GraphQLError(str(error), original_error=error)
+            shaped = self._shape_all([error])
+            raise shaped[0] from None
         self._shape_errors(self.execution_context.result)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
@@ -43,17 +51,18 @@ class ErrorShaping(SchemaExtension):
         yield
 
     def _shape_errors(self, result: Any) -> None:
-        if not result or not getattr(result, "errors", None):
-            return
+        if result and getattr(result, "errors", None):
+            result.errors = self._shape_all(result.errors)
+
+    def _shape_all(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         context = self.execution_context.context
         request_id = getattr(context, "request_id", None)
-        result.errors = [
-            with_request_id(self._shape(error, request_id), request_id) for error in result.errors
-        ]
+        shaped = [with_request_id(self._shape(error, request_id), request_id) for error in errors]
         response = getattr(context, "response", None)
-        codes = {(error.extensions or {}).get("code") for error in result.errors}
+        codes = {(error.extensions or {}).get("code") for error in shaped}
         if isinstance(response, Response) and "SERVICE_UNAVAILABLE" in codes:
             response.status_code = 503
+        return shaped
 
     @staticmethod
     def _shape(error: GraphQLError, request_id: str | None) -> GraphQLError:

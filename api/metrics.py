@@ -117,6 +117,11 @@ class Metrics:
         event.listen(engine.sync_engine, "checkout", update)
         event.listen(engine.sync_engine, "checkin", update)
 
+    def close(self) -> None:
+        """This worker's live gauges stop counting (multiprocess mode) when it stops."""
+        if multiprocess():
+            prometheus_multiprocess.mark_process_dead(os.getpid())
+
     def exposition(self, backlog: Backlog, waiting: dict[DeliveryStatus, int]) -> bytes:
         scrape = CollectorRegistry()
         if multiprocess():

@@ -44,21 +44,42 @@ class OperationLog(SchemaExtension):
             if tracer is not None
             else contextlib.nullcontext()
         )
-        with spanning as span:
-            yield
+        raised: list[GraphQLError] = []
+        try:
+            with spanning as span:
+                try:
+                    yield
+                except GraphQLError as error:  # a hook refused it; api.errors shaped it
+                    raised.append(error)
+                    raise
+                finally:
+                    errors = raised or getattr(self.execution_context.result, "errors", None)
+                    codes = error_codes(errors)
+                    name, kind = self._name_and_type()
+                    if span is not None:
+                        _describe(span, name, kind, codes)
+        finally:
             seconds = time.perf_counter() - started
-            name, kind = self._name_and_type()
-            result = self.execution_context.result
-            codes = error_codes(getattr(result, "errors", None))
-            if span is not None:
-                _describe(span, name, kind, codes)
-        context.state.metrics.observe_operation(name, kind, seconds, codes)
+            context.state.metrics.observe_operation(name, kind, seconds, codes)
+            self._log(context, key_id, name, kind, seconds, tally.statements, codes)
+            structlog.contextvars.reset_contextvars(**bound)
+
+    @staticmethod
+    def _log(
+        context: Any,
+        key_id: str | None,
+        name: str | None,
+        kind: str,
+        seconds: float,
+        statements: int,
+        codes: list[str],
+    ) -> None:
         fields: dict[str, Any] = {
             "key_id": key_id,
             "operation_name": name,
             "operation_type": kind,
             "duration_ms": round(seconds * 1000, 2),
-            "statements": tally.statements,
+            "statements": statements,
             "outcome": "error" if codes else "ok",
         }
         cost = getattr(context, "cost", None)
@@ -68,7 +89,6 @@ class OperationLog(SchemaExtension):
             fields["error_codes"] = sorted(set(codes))
         level = log.error if "INTERNAL_ERROR" in codes else log.info
         level("graphql operation", **fields)
-        structlog.contextvars.reset_contextvars(**bound)
 
     def _name_and_type(self) -> tuple[str | None, str]:
         """The operation's name and type; `unknown` when the document did not parse."""

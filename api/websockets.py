@@ -28,10 +28,10 @@ the client as an `error` message carrying its code, where strawberry would send 
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from graphql import GraphQLError
 from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect
@@ -53,7 +53,7 @@ from store.db import is_unavailable
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult
 
-log = logging.getLogger("c360.websockets")
+log = structlog.get_logger("c360.websockets")
 
 CLOSE_UNAUTHENTICATED = 4403
 CLOSE_TOO_MANY_CONNECTIONS = 4429
@@ -173,6 +173,11 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.websocket.close(code=CLOSE_UNAUTHENTICATED, reason=REVOKED_REASON)
 
     async def shutdown(self) -> None:
+        """The socket is gone (the client closed it or vanished): one info line, saying how
+        many of its operations were still running; they are cancelled, never errors."""
+        running = len(self.operations)
+        if self.connection_acknowledged:
+            log.info("websocket closed", running_operations=running)
         try:
             await super().shutdown()
         finally:

@@ -10,7 +10,9 @@ kept somewhere to be shown again.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -62,3 +64,17 @@ async def demo_admin_key(db: Database, path: Path) -> tuple[str, bool]:
     os.chmod(path, 0o600)
     path.write_text(secret + "\n", encoding="utf-8")
     return secret, True
+
+
+def share_metrics_across(workers: int) -> None:
+    """Several workers are one service to Prometheus: each writes its figures under
+    PROMETHEUS_MULTIPROC_DIR, which must be set before they start and empty at each start
+    (prometheus-client's multiprocess mode, api.metrics). One worker needs none of it."""
+    if workers <= 1:
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="c360-metrics-")
