@@ -36,13 +36,10 @@ class ErrorShaping(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         try:
             yield
-        except Exception as error:
+        except GraphQLError as error:
             # Raised by a hook (api.limits, the parser cache on a syntax error) before there
             # is a result: strawberry answers with the error that leaves here.
-            if not isinstance(error, GraphQLError):
-                error = GraphQLError(str(error), original_error=error)
-            shaped = self._shape_all([error])
-            raise shaped[0] from None
+            raise self._shape_all([error])[0] from None
         self._shape_errors(self.execution_context.result)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
