@@ -36,7 +36,7 @@ class AppState:
     @cached_property
     def limiter(self) -> RateLimiter:
         """Per-key cost budgets, shared through Redis when there is one."""
-        return RateLimiter(self.redis, self.settings.cost_budget_per_minute)
+        return RateLimiter(self.redis)
 
     @cached_property
     def sockets(self) -> SocketRegistry:

@@ -21,6 +21,7 @@ from graphql import GraphQLError
 from opentelemetry.trace import Span, Status, StatusCode
 from strawberry.extensions import SchemaExtension
 
+from api import costs
 from store.statements import count_statements
 
 log = structlog.get_logger("c360.operations")
@@ -82,7 +83,7 @@ class OperationLog(SchemaExtension):
             "statements": statements,
             "outcome": "error" if codes else "ok",
         }
-        cost = getattr(context, "cost", None)
+        cost = costs.current()
         if cost is not None:
             fields["cost"] = cost.as_log()
         if codes:

@@ -51,7 +51,10 @@ class Settings(BaseSettings):
         default=50_000, description="Static cost of one operation (lists cost their page size)."
     )
     cost_budget_per_minute: int = Field(
-        default=500_000, description="Cost one API key may spend per minute (a token bucket)."
+        default=3_000_000,
+        description="Cost one API key may spend per minute (a token bucket), unless the key "
+        "has its own (setApiKeyBudget). Operations are charged what they returned (api.costs): "
+        "about 200 pages of 20 full profiles a second.",
     )
     max_fields: int = Field(
         default=5000, description="Fields of one operation with its fragments expanded."
