@@ -22,7 +22,7 @@ from api.context import AppState, Context, request_db
 from api.errors import unavailable_answer
 from api.graphiql import mount_assets
 from api.graphql_router import KeyedGraphQLRouter
-from api.metrics import mount_metrics
+from api.metrics import count_refusal, mount_metrics
 from api.request_body import BodyLimit
 from api.request_ids import RequestIds, request_id_of
 from api.schema.root import build_schema
@@ -187,7 +187,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         }.get(error.status_code, "HTTP_ERROR")
         extensions = getattr(error, "extensions", None) or {"code": code}
         extensions = {**extensions, "requestId": request_id_of(request.scope)}
-        request.app.state.c360.metrics.errors.labels(extensions["code"]).inc()
+        count_refusal(request.scope, extensions["code"])
         return JSONResponse(
             {"errors": [{"message": error.detail, "extensions": extensions}]},
             status_code=error.status_code,

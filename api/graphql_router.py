@@ -49,7 +49,8 @@ from api.auth import bearer_token, wants_graphiql
 from api.context import Context
 from api.execution import DeadlineExceeded
 from api.http_media import GRAPHQL_RESPONSE, JSON, content_type, is_request_error, negotiate
-from api.request_body import check_request, decode_json, error_body
+from api.metrics import count_refusal
+from api.request_body import check_request, code_of, decode_json, error_body
 from api.request_ids import request_id_of
 from api.websockets import KeyedTransportWSHandler
 from domain.access.keys import authenticate
@@ -81,6 +82,7 @@ def _refusal(
     media: str,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    count_refusal(request.scope, code_of(status))
     return Response(
         error_body(status, message, request_id_of(request.scope)),
         status_code=status,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,6 +161,13 @@ class _Backlog:
         yield deliveries
 
 
+def count_refusal(scope: MutableMapping[str, Any], code: str) -> None:
+    """Count an error answered outside GraphQL (a middleware's or the view's refusal)."""
+    state = getattr(getattr(scope.get("app"), "state", None), "c360", None)
+    if state is not None:
+        state.metrics.errors.labels(code).inc()
+
+
 def _refusal(status: int, code: str, message: str, request: Request) -> JSONResponse:
     extensions = {"code": code, "requestId": request_id_of(request.scope)}
     return JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status)
@@ -180,4 +188,4 @@ def mount_metrics(app: FastAPI, metrics: Metrics, settings: Settings, db: Databa
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-__all__ = ["Metrics", "mount_metrics", "multiprocess"]
+__all__ = ["Metrics", "count_refusal", "mount_metrics", "multiprocess"]

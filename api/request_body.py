@@ -19,6 +19,7 @@ import json
 
 from cross_web import HTTPException
 
+from api.metrics import count_refusal
 from api.request_ids import ASGIApp, Message, Receive, Scope, Send, request_id_of
 
 # JSON nesting (objects and lists) a request may hold: a condition tree nests two levels per
@@ -35,8 +36,12 @@ CODES = {
 }
 
 
+def code_of(status: int) -> str:
+    return CODES.get(status, "BAD_REQUEST" if status < 500 else "HTTP_ERROR")
+
+
 def error_body(status: int, message: str, request_id: str | None = None) -> bytes:
-    code = CODES.get(status, "BAD_REQUEST" if status < 500 else "HTTP_ERROR")
+    code = code_of(status)
     extensions = {"code": code, "requestId": request_id} if request_id else {"code": code}
     return json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
 
@@ -75,6 +80,7 @@ class BodyLimit:
     async def _too_large(self, scope: Scope, send: Send) -> None:
         message = f"the request body is larger than {self.max_bytes} bytes"
         body = error_body(413, message, request_id_of(scope))
+        count_refusal(scope, code_of(413))
         await send(
             {
                 "type": "http.response.start",

@@ -292,6 +292,12 @@ async def test_metrics_cover_operations_errors_pool_outbox_webhooks_and_websocke
     )
     await api.post("{ nope }")
     await api.post("{ nope }")
+    await api.client.post("/graphql", json={"query": "{ __typename }"})  # no key
+    await api.client.post(
+        "/graphql",
+        json={"query": "{ __typename }"},
+        headers={"Authorization": f"Bearer {api.keys[Role.ADMIN]}", "Accept": "text/csv"},
+    )
     async with db.write() as session:
         await record_changes(
             session,
@@ -303,7 +309,9 @@ async def test_metrics_cover_operations_errors_pool_outbox_webhooks_and_websocke
     text = response.text
     latency = samples(text, "c360_graphql_operation_seconds_count")
     assert latency['{operation="Everyone",type="query"}'] == 1
-    assert samples(text, "c360_graphql_errors_total")['{code="GRAPHQL_VALIDATION_FAILED"}'] == 2
+    errors = samples(text, "c360_graphql_errors_total")
+    assert errors['{code="GRAPHQL_VALIDATION_FAILED"}'] == 2
+    assert errors['{code="UNAUTHENTICATED"}'] == errors['{code="NOT_ACCEPTABLE"}'] == 1
     pool = samples(text, "c360_db_pool_connections")
     assert set(pool) == {'{state="size"}', '{state="checked_out"}', '{state="overflow"}'}
     assert samples(text, "c360_outbox_events_waiting")[""] == 1
