@@ -17,7 +17,7 @@ from cli.database import State, console, fail, friendly_errors, migrate_database
 from cli.database import run as with_database
 from cli.database import safe_url as _safe_url
 from cli.output import JsonOption, print_json, progress_bar, summary
-from cli.serving import demo_admin_key, demo_key_file, ensure_port_free, share_metrics_across
+from cli.serving import demo_admin_key, demo_key_file, ensure_port_free, metrics_shared_across
 from domain.access.keys import (
     ApiKeyRecord,
     create_api_key,
@@ -357,9 +357,8 @@ def serve(
     ensure_port_free(host, port)
     with_database(_nothing, settings)  # reachable and migrated, or one line and exit 1
     console.print(f"GraphiQL: [bold]http://{host}:{port}/graphql[/bold]")
-    share_metrics_across(workers)
     configure_logging(settings)  # uvicorn's lines too: log_config=None leaves them to us
-    with friendly_errors():
+    with friendly_errors(), metrics_shared_across(workers):
         uvicorn.run(
             "api.app:create_app",
             factory=True,

@@ -13,6 +13,8 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -66,15 +68,25 @@ async def demo_admin_key(db: Database, path: Path) -> tuple[str, bool]:
     return secret, True
 
 
-def share_metrics_across(workers: int) -> None:
+@contextmanager
+def metrics_shared_across(workers: int) -> Iterator[None]:
     """Several workers are one service to Prometheus: each writes its figures under
     PROMETHEUS_MULTIPROC_DIR, which must be set before they start and empty at each start
-    (prometheus-client's multiprocess mode, api.metrics). One worker needs none of it."""
+    (prometheus-client's multiprocess mode, api.metrics); a directory made here is removed when
+    the server stops. One worker needs none of it."""
     if workers <= 1:
+        yield
         return
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
+    made = directory is None
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="c360-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    else:
         shutil.rmtree(directory, ignore_errors=True)
         os.makedirs(directory, exist_ok=True)
-    else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="c360-metrics-")
+    try:
+        yield
+    finally:
+        if made:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -21,7 +21,15 @@ from service.settings import Settings
 
 _HANDLER_NAME = "c360"
 
+
+def _drop_colours(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn adds a copy of its message with terminal colour codes: noise in a log line."""
+    event.pop("color_message", None)
+    return event
+
+
 _SHARED: list[Any] = [
+    _drop_colours,
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
