@@ -208,7 +208,7 @@ def _add_error_handlers(app: FastAPI) -> None:
                 status_code=503,
                 headers=headers,
             )
-        log.error("unexpected error outside GraphQL", exc_info=error)
+        log.error("unexpected error outside GraphQL [request %s]", request_id, exc_info=error)
         extensions = {"code": "INTERNAL_ERROR", "requestId": request_id}
         return JSONResponse(
             {"errors": [{"message": "Internal error", "extensions": extensions}]},

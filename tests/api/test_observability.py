@@ -390,3 +390,32 @@ def test_several_workers_are_added_up_through_the_multiprocess_directory(
     latency = samples(scraped, "c360_graphql_operation_seconds_count")
     assert latency['{operation="Everyone",type="query"}'] == 2
     assert samples(scraped, "c360_graphql_errors_total")['{code="RATE_LIMITED"}'] == 2
+
+
+async def test_an_unexpected_error_outside_graphql_is_a_coded_500_with_the_request_id(
+    api: Api, settings: Settings, logs: Logs
+) -> None:
+    app = create_app(settings)
+    configure_logging(settings, logs.stream)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug outside GraphQL")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom", headers={"X-Request-Id": "trace-me"})
+    await app.state.c360.db.dispose()
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-me"
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Internal error",
+                "extensions": {"code": "INTERNAL_ERROR", "requestId": "trace-me"},
+            }
+        ]
+    }
+    [line] = [line for line in logs.lines if line["level"] == "error"]
+    assert line["event"] == "unexpected error outside GraphQL [request trace-me]"
+    assert "RuntimeError: a bug outside GraphQL" in line["exception"]
