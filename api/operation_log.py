@@ -62,34 +62,8 @@ class OperationLog(SchemaExtension):
         finally:
             seconds = time.perf_counter() - started
             context.state.metrics.observe_operation(name, kind, seconds, codes)
-            self._log(context, key_id, name, kind, seconds, tally.statements, codes)
+            _log_line(key_id, name, kind, seconds, tally.statements, codes)
             structlog.contextvars.reset_contextvars(**bound)
-
-    @staticmethod
-    def _log(
-        context: Any,
-        key_id: str | None,
-        name: str | None,
-        kind: str,
-        seconds: float,
-        statements: int,
-        codes: list[str],
-    ) -> None:
-        fields: dict[str, Any] = {
-            "key_id": key_id,
-            "operation_name": name,
-            "operation_type": kind,
-            "duration_ms": round(seconds * 1000, 2),
-            "statements": statements,
-            "outcome": "error" if codes else "ok",
-        }
-        cost = costs.current()
-        if cost is not None:
-            fields["cost"] = cost.as_log()
-        if codes:
-            fields["error_codes"] = sorted(set(codes))
-        level = log.error if "INTERNAL_ERROR" in codes else log.info
-        level("graphql operation", **fields)
 
     def _name_and_type(self) -> tuple[str | None, str]:
         """The operation's name and type; `unknown` when the document did not parse."""
@@ -98,6 +72,31 @@ class OperationLog(SchemaExtension):
         except Exception:  # strawberry parses here when nothing did before: a broken document
             return self.execution_context.operation_name, "unknown"
         return self.execution_context.operation_name, kind
+
+
+def _log_line(
+    key_id: str | None,
+    name: str | None,
+    kind: str,
+    seconds: float,
+    statements: int,
+    codes: list[str],
+) -> None:
+    fields: dict[str, Any] = {
+        "key_id": key_id,
+        "operation_name": name,
+        "operation_type": kind,
+        "duration_ms": round(seconds * 1000, 2),
+        "statements": statements,
+        "outcome": "error" if codes else "ok",
+    }
+    cost = costs.current()  # measured and settled by api.limits
+    if cost is not None:
+        fields["cost"] = cost.as_log()
+    if codes:
+        fields["error_codes"] = sorted(set(codes))
+    level = log.error if "INTERNAL_ERROR" in codes else log.info
+    level("graphql operation", **fields)
 
 
 def _describe(span: Span, name: str | None, kind: str, codes: list[str]) -> None:
