@@ -18,10 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+from strawberry.http.exceptions import WebSocketDisconnected
 from websockets.asyncio.client import connect
 
 from api.app import create_app
 from api.resolvers import customers as customer_resolvers
+from api.websockets import KeyedTransportWSHandler
 from domain.access.keys import Role, authenticate
 from domain.changes import Change, record_changes
 from service.logs import configure_logging
@@ -419,3 +421,13 @@ async def test_an_unexpected_error_outside_graphql_is_a_coded_500_with_the_reque
     [line] = [line for line in logs.lines if line["level"] == "error"]
     assert line["event"] == "unexpected error outside GraphQL [request trace-me]"
     assert "RuntimeError: a bug outside GraphQL" in line["exception"]
+
+
+async def test_a_send_to_a_vanished_websocket_is_an_info_line(logs: Logs) -> None:
+    """The race the test above rarely meets: an operation sends to a socket whose client has
+    just vanished, before the socket's reader notices."""
+    handler = KeyedTransportWSHandler.__new__(KeyedTransportWSHandler)
+    await handler.handle_task_exception(WebSocketDisconnected())
+    assert [(line["event"], line["level"]) for line in logs.lines] == [
+        ("websocket client disconnected mid-operation", "info")
+    ]
