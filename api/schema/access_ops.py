@@ -78,7 +78,7 @@ class AccessMutations:
         self,
         info: Info[Context, None],
         id: strawberry.ID,
-        cost_budget_per_minute: int | None,
+        cost_budget_per_minute: int | None = None,
     ) -> ApiKeyPayload:
         return await access_resolvers.set_api_key_budget(info.context, id, cost_budget_per_minute)
 

@@ -117,6 +117,11 @@ async def test_an_admin_sets_a_key_its_own_budget(
 
     back = (await api.post(SET_BUDGET, {"id": partner, "budget": None})).json()
     assert back["data"]["setApiKeyBudget"]["key"]["costBudgetPerMinute"] is None
+    await api.post(SET_BUDGET, {"id": partner, "budget": 25})
+    omitted = """mutation($id: ID!) { setApiKeyBudget(id: $id) {
+      key { costBudgetPerMinute } errors { code } } }"""
+    body = (await api.post(omitted, {"id": partner})).json()
+    assert body["data"]["setApiKeyBudget"] == {"key": {"costBudgetPerMinute": None}, "errors": []}
 
 
 @pytest.mark.parametrize("budget", [0, -5, 2**31 - 1 + 1])
