@@ -25,7 +25,8 @@ log = logging.getLogger("c360.ratelimit")
 
 # KEYS[1] bucket; ARGV capacity, refill per millisecond, need, owed. Pays what is owed, then
 # returns the milliseconds to wait until the bucket holds `need` (0: admitted now). Floats do
-# not survive the trip back from Lua, hence the rounding up to an integer.
+# not survive the trip back from Lua, hence the rounding up to an integer. The bucket expires
+# once it would have refilled (a bucket in debt lives until its debt is paid back).
 TAKE = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -42,7 +43,7 @@ if tokens < need then
   wait = math.ceil((need - tokens) / rate)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate) + 1000)
 return wait
 """
 RETRY_REDIS_AFTER_SECONDS = 5.0
