@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -429,11 +430,18 @@ def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     console.print(f"[dim]({'new, saved in' if new else 'reused from'} {key_file})[/dim]")
     console.print('In GraphiQL, open Headers and set {"Authorization": "Bearer <admin key>"}')
     console.rule()
-    # The demo runs in a terminal: coloured lines unless C360_LOG_FORMAT says otherwise (the
-    # app factory reads the environment again, in uvicorn).
+    # The demo runs in a terminal: coloured lines unless C360_LOG_FORMAT says otherwise. One
+    # process, so uvicorn is handed the app factory with these settings.
+    from api.app import create_app
+
     if "C360_LOG_FORMAT" not in os.environ:
-        os.environ["C360_LOG_FORMAT"] = "console"
         settings = settings.model_copy(update={"log_format": "console"})
     configure_logging(settings)
     with friendly_errors():
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_config=None)
+        uvicorn.run(
+            functools.partial(create_app, settings),
+            factory=True,
+            host=host,
+            port=port,
+            log_config=None,
+        )

@@ -48,17 +48,16 @@ async def test_serve_and_demo_hand_uvicorn_logging_to_structlog(
     """uvicorn's own lines go through the root handler (log_config=None); the demo logs in
     coloured lines, `serve` in JSON, unless C360_LOG_FORMAT says otherwise."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("C360_LOG_FORMAT", "json")  # so that the demo's own setting is undone
-    monkeypatch.delenv("C360_LOG_FORMAT")
-    served: list[tuple[dict[str, Any], str | None]] = []
-
-    def run(*_args: Any, **kwargs: Any) -> None:
-        served.append((kwargs, os.environ.get("C360_LOG_FORMAT")))
-
-    monkeypatch.setattr(cli.main.uvicorn, "run", run)
+    monkeypatch.delenv("C360_LOG_FORMAT", raising=False)
+    served: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(cli.main.uvicorn, "run", lambda app, **kw: served.append((app, kw)))
     await seed_demo(db, customers=5)
     if not database_url.startswith("sqlite"):
         assert (await c360_async("serve", "--port", _free_port(), url=database_url)).exit_code == 0
-        assert served[-1][0]["log_config"] is None and served[-1][1] is None
+        assert served[-1] == ("api.app:create_app", served[-1][1])
+        assert served[-1][1]["log_config"] is None
     assert (await c360_async("demo", "--port", _free_port(), url=database_url)).exit_code == 0
-    assert served[-1][0]["log_config"] is None and served[-1][1] == "console"
+    factory, options = served[-1]
+    assert options["log_config"] is None and options["factory"] is True
+    assert factory.keywords == {} and factory.args[0].log_format == "console"
+    assert "C360_LOG_FORMAT" not in os.environ
