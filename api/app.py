@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -21,28 +22,41 @@ from api.context import AppState, Context, request_db
 from api.errors import unavailable_answer
 from api.graphiql import mount_assets
 from api.graphql_router import KeyedGraphQLRouter
+from api.metrics import count_refusal, mount_metrics
 from api.request_body import BodyLimit
+from api.request_ids import RequestIds, request_id_of
 from api.schema.root import build_schema
 from domain.access.keys import Principal
 from service.dispatcher import Dispatcher
+from service.logs import configure_logging
 from service.periodic import sweep_lifecycle_every, sweep_tags_every
 from service.settings import Settings
+from service.tracing import tracer_provider
 from store.db import Database
 from store.migrate import migration_status
 from store.pubsub import changes_channel, create_broker
+from store.statements import watch_statements
 
 log = logging.getLogger("c360.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tracing: TracerProvider | None = None
+) -> FastAPI:
+    """`tracing`: spans go to this provider instead of the one C360_TRACING names (tests)."""
     settings = settings or Settings()
+    configure_logging(settings)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    provider = tracing or tracer_provider(settings)
     state = AppState(
         settings=settings,
         db=Database.from_url(settings.database_url, echo=settings.sql_echo),
         redis=redis,
         broker=create_broker(redis, changes_channel(settings.database_url)),
+        tracer=provider.get_tracer("c360") if provider is not None else None,
     )
+    watch_statements(state.db.engine, state.tracer)
+    state.metrics.watch_pool(state.db.engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.db.dispose()
         if state.redis is not None:
             await state.redis.aclose()
+        if provider is not None and tracing is None:
+            provider.shutdown()
+        state.metrics.close()
 
     app = FastAPI(title="customer-360", lifespan=lifespan)
     app.state.c360 = state
@@ -85,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def context_getter(
         connection: HTTPConnection, principal: Principal | None = Depends(principal_of)
     ) -> AsyncIterator[Context]:
-        context = Context(state, principal, request_db(connection))
+        request_id = request_id_of(connection.scope)
+        context = Context(state, principal, request_db(connection), request_id)
         try:
             yield context
         finally:
@@ -101,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.graphiql:
         mount_assets(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: every answer carries the id
+    mount_metrics(app, state.metrics, settings, state.db)
     _add_health(app, state)
     _add_error_handlers(app)
     return app
@@ -157,7 +177,7 @@ def _add_health(app: FastAPI, state: AppState) -> None:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         code = {
             401: "UNAUTHENTICATED",
             403: "FORBIDDEN",
@@ -166,6 +186,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             503: "SERVICE_UNAVAILABLE",
         }.get(error.status_code, "HTTP_ERROR")
         extensions = getattr(error, "extensions", None) or {"code": code}
+        extensions = {**extensions, "requestId": request_id_of(request.scope)}
+        count_refusal(request.scope, extensions["code"])
         return JSONResponse(
             {"errors": [{"message": error.detail, "extensions": extensions}]},
             status_code=error.status_code,
@@ -173,15 +195,23 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
-        unavailable = unavailable_answer(error, None)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        """Answered by starlette's outermost middleware, outside RequestIds: the id header is
+        set here."""
+        request_id = request_id_of(request.scope)
+        headers = {"X-Request-Id": request_id} if request_id else None
+        unavailable = unavailable_answer(error, request_id)
         if unavailable is not None:
             message, extensions = unavailable
             return JSONResponse(
-                {"errors": [{"message": message, "extensions": extensions}]}, status_code=503
+                {"errors": [{"message": message, "extensions": extensions}]},
+                status_code=503,
+                headers=headers,
             )
-        log.error("unexpected error outside GraphQL", exc_info=error)
+        log.error("unexpected error outside GraphQL [request %s]", request_id, exc_info=error)
+        extensions = {"code": "INTERNAL_ERROR", "requestId": request_id}
         return JSONResponse(
-            {"errors": [{"message": "Internal error", "extensions": {"code": "INTERNAL_ERROR"}}]},
+            {"errors": [{"message": "Internal error", "extensions": extensions}]},
             status_code=500,
+            headers=headers,
         )

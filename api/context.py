@@ -6,11 +6,13 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
 from api.loaders import Loaders
+from api.metrics import Metrics
 from api.sockets import SocketRegistry
 from domain.access.erasure import ErasurePolicy
 from domain.access.keys import Principal
@@ -28,11 +30,13 @@ class AppState:
     db: Database
     redis: Redis | None
     broker: Broker = field(default_factory=InProcessBroker)
+    metrics: Metrics = field(default_factory=Metrics)
+    tracer: Tracer | None = None  # service.tracing: None while tracing is off
 
     @cached_property
     def limiter(self) -> RateLimiter:
         """Per-key cost budgets, shared through Redis when there is one."""
-        return RateLimiter(self.redis, self.settings.cost_budget_per_minute)
+        return RateLimiter(self.redis)
 
     @cached_property
     def sockets(self) -> SocketRegistry:
@@ -54,13 +58,18 @@ def request_db(connection: HTTPConnection) -> Database:
 
 class Context(BaseContext):
     def __init__(
-        self, state: AppState, principal: Principal | None, db: Database | None = None
+        self,
+        state: AppState,
+        principal: Principal | None,
+        db: Database | None = None,
+        request_id: str | None = None,
     ) -> None:
-        """`db`: the request's own (`request_db`); `close()` gives back what it holds."""
+        """`db`: the request's own (`request_db`); `close()` gives back what it holds.
+        `request_id`: the one api.request_ids gave the request (a new one without it)."""
         super().__init__()
         self.state = state
         self.principal = principal
-        self.request_id = uuid.uuid4().hex
+        self.request_id = request_id or uuid.uuid4().hex
         self.deadline: float | None = None  # time.monotonic(); set per HTTP request's execution
         self._db = db or state.db
 

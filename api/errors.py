@@ -10,6 +10,8 @@
   GRAPHQL_VALIDATION_FAILED unless a limit (api.limits) gave them a code.
 - Anything else is a bug: logged with its stack and a request id, answered as INTERNAL_ERROR
   with that id and nothing more (no message, no SQL, no host names).
+- Every error carries `requestId` in its extensions: the `X-Request-Id` of its response
+  (api.request_ids), or of the websocket's handshake.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ log = logging.getLogger("c360.api")
 
 class ErrorShaping(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except GraphQLError as error:
+            # Raised by a hook (api.limits, the parser cache on a syntax error) before there
+            # is a result: strawberry answers with the error that leaves here.
+            raise self._shape_all([error])[0] from None
         self._shape_errors(self.execution_context.result)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
@@ -41,15 +48,18 @@ class ErrorShaping(SchemaExtension):
         yield
 
     def _shape_errors(self, result: Any) -> None:
-        if not result or not getattr(result, "errors", None):
-            return
+        if result and getattr(result, "errors", None):
+            result.errors = self._shape_all(result.errors)
+
+    def _shape_all(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         context = self.execution_context.context
         request_id = getattr(context, "request_id", None)
-        result.errors = [self._shape(error, request_id) for error in result.errors]
+        shaped = [with_request_id(self._shape(error, request_id), request_id) for error in errors]
         response = getattr(context, "response", None)
-        codes = {(error.extensions or {}).get("code") for error in result.errors}
+        codes = {(error.extensions or {}).get("code") for error in shaped}
         if isinstance(response, Response) and "SERVICE_UNAVAILABLE" in codes:
             response.status_code = 503
+        return shaped
 
     @staticmethod
     def _shape(error: GraphQLError, request_id: str | None) -> GraphQLError:
@@ -105,6 +115,14 @@ def unavailable_answer(
             "requestId": request_id,
         }
     return None
+
+
+def with_request_id(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """Every error names the request it answers (the `X-Request-Id` of its response), so a
+    client's report can be found in the logs."""
+    if request_id is not None:
+        error.extensions = {**(error.extensions or {}), "requestId": request_id}
+    return error
 
 
 def _coded(error: GraphQLError) -> GraphQLError:

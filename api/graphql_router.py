@@ -16,8 +16,9 @@ clients (gql, graphql-ws, GraphiQL) drop binary frames. `encode_json` returns or
 which strawberry's adapter would send as binary; `_TextFrames` sends them as text.
 
 A request the view cannot read (api.request_body says what it may be) gets HTTP 400 with a
-GraphQL-shaped JSON body and a code, as every other refusal of the view (405, 404): never a
-500 and never plain text.
+GraphQL-shaped JSON body and a code, as every other refusal of the view (405, 404, 406): never
+a 500 and never plain text. The media type of the answer, its status code and whether it has a
+`data` entry follow the GraphQL-over-HTTP specification (api.http_media).
 """
 
 from __future__ import annotations
@@ -31,21 +32,26 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import graphiql
-from api.auth import bearer_token
+from api.auth import bearer_token, wants_graphiql
 from api.context import Context
 from api.execution import DeadlineExceeded
-from api.request_body import check_request, decode_json, error_body
+from api.http_media import GRAPHQL_RESPONSE, JSON, content_type, is_request_error, negotiate
+from api.metrics import count_refusal
+from api.request_body import check_request, code_of, decode_json, error_body
+from api.request_ids import request_id_of
 from api.websockets import KeyedTransportWSHandler
 from domain.access.keys import authenticate
 
@@ -69,19 +75,52 @@ class _TextFrames(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+def _refusal(
+    request: Request,
+    status: int,
+    message: str,
+    media: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    count_refusal(request.scope, code_of(status))
+    return Response(
+        error_body(status, message, request_id_of(request.scope)),
+        status_code=status,
+        headers=headers,
+        media_type=content_type(media),
+    )
+
+
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = KeyedTransportWSHandler
     websocket_adapter_class = _TextFrames  # type: ignore[assignment]
 
-    async def run(self, *args: Any, **kwargs: Any) -> Any:
+    async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(request, Request) or wants_graphiql(request):
+            return await super().run(request, *args, **kwargs)  # a websocket, or the IDE page
+        media = negotiate(request.headers.get("accept"))
+        if media is None:
+            message = f"answers are {GRAPHQL_RESPONSE} or {JSON}: accept one of them"
+            return _refusal(request, 406, message, JSON)
         try:
-            return await super().run(*args, **kwargs)
+            response = await super().run(request, *args, **kwargs)
         except HTTPException as error:
-            return Response(
-                error_body(error.status_code, error.reason),
-                status_code=error.status_code,
-                media_type="application/json",
-            )
+            if isinstance(error.__cause__, InvalidOperationTypeError) and request.method == "GET":
+                return _refusal(request, 405, error.reason, media, {"Allow": "POST"})
+            return _refusal(request, error.status_code, error.reason, media)
+        response.headers["content-type"] = content_type(media)
+        request_error = getattr(request.state, "c360_request_error", False)
+        if media == GRAPHQL_RESPONSE and request_error and response.status_code == 200:
+            response.status_code = 400
+        return response
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """A request error has no `data` entry at all (never `"data": null`)."""
+        body = process_result(result)
+        if is_request_error(result):
+            body.pop("data", None)
+            request.state.c360_request_error = True
+        return body
 
     @property
     def graphql_ide_html(self) -> str:
@@ -123,6 +162,10 @@ class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
             context.principal = await authenticate(context.db, token) if token else None
         if context.principal is None:
             raise ConnectionRejectionError(
-                {"code": "UNAUTHENTICATED", "message": "send `Authorization: Bearer <key>`"}
+                {
+                    "code": "UNAUTHENTICATED",
+                    "message": "send `Authorization: Bearer <key>`",
+                    "requestId": context.request_id,
+                }
             )
         return UNSET

@@ -16,7 +16,8 @@ database: the only statement such a request costs is the API-key lookup that pre
                             in one selection set (graphql-core's validation compares those
                             pairwise: hundreds of them take it seconds)
     VALUE_TOO_LONG          a text argument or variable longer than `max_string_length`
-    RATE_LIMITED            the key's per-minute cost budget is spent: HTTP 429, Retry-After
+    RATE_LIMITED            the key's bucket holds less than the static cost: HTTP 429,
+                            Retry-After (what the operation is charged, api.costs)
     INTROSPECTION_DISABLED  `__schema` / `__type` while `introspection` is off
     INVALID_INPUT           text holding U+0000 or a lone surrogate, which PostgreSQL cannot store
 
@@ -45,7 +46,10 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
+from api import costs
+from api.costs import Cost
 from api.query_measure import Measure, measure
 from service.settings import Settings
 
@@ -62,13 +66,20 @@ def refusal(code: str, message: str, **extensions: Any) -> GraphQLError:
 
 class Limits(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
-        settings: Settings = self.execution_context.context.settings
+        context = self.execution_context.context
+        settings: Settings = context.settings
         if not settings.introspection:
             self.execution_context.validation_rules = (
                 *self.execution_context.validation_rules,
                 NoIntrospection,
             )
+        costs.begin(None)
         yield
+        cost = costs.current()
+        if cost is not None and cost.settled is None and context.principal is not None:
+            data = getattr(self.execution_context.result, "data", None)
+            cost.settled = max(1, costs.objects_in(data) + cost.items)
+            context.state.limiter.settle(str(context.principal.key_id), cost.settled)
 
     def on_parse(self) -> Iterator[None]:
         """Counted ahead of the parser, which is never handed a flood (graphql-core's own
@@ -84,7 +95,12 @@ class Limits(SchemaExtension):
         found = self._measure(context.settings)
         if found is not None:
             _check(found, context.settings)
-            await _spend(context, max(1, found.cost))
+            own = context.principal.budget_per_minute if context.principal else None
+            budget = own or context.settings.cost_budget_per_minute
+            cost = Cost(static=max(1, found.cost), budget=budget, items=found.items)
+            costs.begin(cost)
+            subscription = self.execution_context.operation_type is OperationType.SUBSCRIPTION
+            await _admit(context, cost, subscription)
         yield
 
     def _measure(self, settings: Settings) -> Measure | None:
@@ -169,15 +185,22 @@ def _check(found: Measure, settings: Settings) -> None:
         )
 
 
-async def _spend(context: Any, cost: int) -> None:
-    """Take `cost` from the caller's budget, or refuse with 429 and when to come back."""
+async def _admit(context: Any, cost: Cost, subscription: bool) -> None:
+    """Admit the operation while the key's bucket holds its static cost, or refuse it with 429
+    and when to come back. A subscription is charged its static cost now (api.costs)."""
     if context.principal is None:
         return
-    wait = await context.state.limiter.take(str(context.principal.key_id), cost)
+    key = str(context.principal.key_id)
+    wait = await context.state.limiter.admit(key, cost.budget, cost.static)
     if not wait:
+        if subscription:
+            cost.settled = cost.static
+            context.state.limiter.settle(key, cost.static)
         return
     response = getattr(context, "response", None)
     if isinstance(response, Response):  # a websocket has no HTTP response to set
         response.status_code = 429
         response.headers["Retry-After"] = str(wait)
-    raise refusal("RATE_LIMITED", "this key's query budget is spent", retryAfter=wait, cost=cost)
+    raise refusal(
+        "RATE_LIMITED", "this key's query budget is spent", retryAfter=wait, cost=cost.static
+    )

@@ -68,6 +68,7 @@ class Measure:
     # Most times one response name is selected in one selection set, fragments expanded:
     # graphql-core's OverlappingFieldsCanBeMerged compares such fields pairwise.
     repeats: int = 0
+    items: int = 0  # items of list arguments, nested lists' included (the cost counts them)
 
     def worst(self, other: Measure) -> Measure:
         """The larger of two measures, part by part (several operations in one document)."""
@@ -81,6 +82,7 @@ class Measure:
             max(self.fields, other.fields),
             max(self.longest_text, other.longest_text),
             max(self.repeats, other.repeats),
+            max(self.items, other.items),
         )
 
     def beside(self, other: Measure) -> Measure:
@@ -95,6 +97,7 @@ class Measure:
             self.fields + other.fields,
             max(self.longest_text, other.longest_text),
             max(self.repeats, other.repeats),
+            self.items + other.items,
         )
 
 
@@ -185,6 +188,7 @@ class _Walk:
             fields=1 + inner.fields,
             longest_text=max([inner.longest_text, *map(len, texts)]),
             repeats=inner.repeats,
+            items=items + times * inner.items,
         )
 
     def size(self, definition: Any, arguments: Mapping[str, Any], page: int | None) -> int:

@@ -16,16 +16,11 @@ never a 500 and never plain text. This module must never read more than the limi
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from cross_web import HTTPException
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from api.metrics import count_refusal
+from api.request_ids import ASGIApp, Message, Receive, Scope, Send, request_id_of
 
 # JSON nesting (objects and lists) a request may hold: a condition tree nests two levels per
 # `and`/`or`, far below this; deeper is a probe, and would reach Python's recursion limit.
@@ -35,14 +30,20 @@ CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
     413: "REQUEST_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
 
 
-def error_body(status: int, message: str) -> bytes:
-    code = CODES.get(status, "BAD_REQUEST" if status < 500 else "HTTP_ERROR")
-    return json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+def code_of(status: int) -> str:
+    return CODES.get(status, "BAD_REQUEST" if status < 500 else "HTTP_ERROR")
+
+
+def error_body(status: int, message: str, request_id: str | None = None) -> bytes:
+    code = code_of(status)
+    extensions = {"code": code, "requestId": request_id} if request_id else {"code": code}
+    return json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
 
 
 class BodyLimit:
@@ -56,7 +57,7 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._too_large(send)
+            await self._too_large(scope, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -68,7 +69,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -76,8 +77,10 @@ class BodyLimit:
         whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay([whole], receive), send)
 
-    async def _too_large(self, send: Send) -> None:
-        body = error_body(413, f"the request body is larger than {self.max_bytes} bytes")
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        message = f"the request body is larger than {self.max_bytes} bytes"
+        body = error_body(413, message, request_id_of(scope))
+        count_refusal(scope, code_of(413))
         await send(
             {
                 "type": "http.response.start",

@@ -28,11 +28,14 @@ the client as an `error` message carrying its code, where strawberry would send 
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from graphql import GraphQLError
+from starlette.requests import ClientDisconnect
+from starlette.websockets import WebSocketDisconnect
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -50,7 +53,7 @@ from store.db import is_unavailable
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult
 
-log = logging.getLogger("c360.websockets")
+log = structlog.get_logger("c360.websockets")
 
 CLOSE_UNAUTHENTICATED = 4403
 CLOSE_TOO_MANY_CONNECTIONS = 4429
@@ -64,6 +67,14 @@ class _Refused(Exception):
         super().__init__(reason)
         self.close_code = close_code
         self.reason = reason
+
+
+def _name_request(message: Any, request_id: str) -> None:
+    payload = message.get("payload")
+    errors = payload if message["type"] == "error" else (payload or {}).get("errors")
+    for error in errors or ():
+        if isinstance(error, dict):
+            error["extensions"] = {**(error.get("extensions") or {}), "requestId": request_id}
 
 
 def _coded(code: str, message: str) -> GraphQLError:
@@ -83,10 +94,20 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         return self.context.state.sockets
 
     async def send_message(self, message: Message) -> None:
-        """The ack is where a socket is admitted: it counts against its key's cap from then."""
+        """The ack is where a socket is admitted: it counts against its key's cap from then.
+        Every error sent names the socket's request id (its handshake's X-Request-Id)."""
         if message["type"] == "connection_ack" and self.key_id is None:
             await self._admit()
+        if message["type"] in ("error", "next"):
+            _name_request(message, self.context.request_id)
         await super().send_message(message)
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        """A client gone mid-operation is no error of the service: one info line."""
+        if isinstance(error, WebSocketDisconnected | WebSocketDisconnect | ClientDisconnect):
+            log.info("websocket client disconnected mid-operation")
+            return
+        await super().handle_task_exception(error)
 
     async def _admit(self) -> None:
         principal = self.context.principal
@@ -98,6 +119,7 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 f"TOO_MANY_CONNECTIONS: at most {cap} open websockets per key",
             )
         self.key_id = principal.key_id
+        self.context.state.metrics.websockets.inc()
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
@@ -151,8 +173,14 @@ class KeyedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.websocket.close(code=CLOSE_UNAUTHENTICATED, reason=REVOKED_REASON)
 
     async def shutdown(self) -> None:
+        """The socket is gone (the client closed it or vanished): one info line, saying how
+        many of its operations were still running; they are cancelled, never errors."""
+        running = len(self.operations)
+        if self.connection_acknowledged:
+            log.info("websocket closed", running_operations=running)
         try:
             await super().shutdown()
         finally:
             if self.key_id is not None:
+                self.context.state.metrics.websockets.dec()
                 await self.registry.leave(self, self.key_id)

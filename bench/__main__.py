@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import activity, changes, fuzz, identify, insights, lifecycle, read, segments, tags
+from bench import activity, changes, costs, fuzz, identify, insights, lifecycle, read, segments, tags
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "identify": identify.main,
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "segments": segments.main,
     "insights": insights.main,
     "tags": tags.main,
+    "costs": costs.main,
 }
 
 

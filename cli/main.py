@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import signal
 import time
 from dataclasses import asdict
@@ -17,7 +19,7 @@ from cli.database import State, console, fail, friendly_errors, migrate_database
 from cli.database import run as with_database
 from cli.database import safe_url as _safe_url
 from cli.output import JsonOption, print_json, progress_bar, summary
-from cli.serving import demo_admin_key, demo_key_file, ensure_port_free
+from cli.serving import demo_admin_key, demo_key_file, ensure_port_free, metrics_shared_across
 from domain.access.keys import (
     ApiKeyRecord,
     create_api_key,
@@ -33,6 +35,7 @@ from domain.lifecycle.rules import SweepResult as LifecycleSweep
 from domain.lifecycle.rules import sweep as lifecycle_sweep
 from domain.profile import count_customers
 from service.demo import seed_demo as run_seed
+from service.logs import configure_logging
 from store.db import Database
 
 app = typer.Typer(help="Customer-360 GraphQL API.", no_args_is_help=True)
@@ -359,8 +362,16 @@ def serve(
     ensure_port_free(host, port)
     with_database(_nothing, settings)  # reachable and migrated, or one line and exit 1
     console.print(f"GraphiQL: [bold]http://{host}:{port}/graphql[/bold]")
-    with friendly_errors():
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    configure_logging(settings)  # uvicorn's lines too: log_config=None leaves them to us
+    with friendly_errors(), metrics_shared_across(workers):
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+        )
 
 
 async def _nothing(_db: Database) -> None:
@@ -422,5 +433,18 @@ def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     console.print(f"[dim]({'new, saved in' if new else 'reused from'} {key_file})[/dim]")
     console.print('In GraphiQL, open Headers and set {"Authorization": "Bearer <admin key>"}')
     console.rule()
+    # The demo runs in a terminal: coloured lines unless C360_LOG_FORMAT says otherwise. One
+    # process, so uvicorn is handed the app factory with these settings.
+    from api.app import create_app
+
+    if "C360_LOG_FORMAT" not in os.environ:
+        settings = settings.model_copy(update={"log_format": "console"})
+    configure_logging(settings)
     with friendly_errors():
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port)
+        uvicorn.run(
+            functools.partial(create_app, settings),
+            factory=True,
+            host=host,
+            port=port,
+            log_config=None,
+        )

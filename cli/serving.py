@@ -10,7 +10,11 @@ kept somewhere to be shown again.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -62,3 +66,27 @@ async def demo_admin_key(db: Database, path: Path) -> tuple[str, bool]:
     os.chmod(path, 0o600)
     path.write_text(secret + "\n", encoding="utf-8")
     return secret, True
+
+
+@contextmanager
+def metrics_shared_across(workers: int) -> Iterator[None]:
+    """Several workers are one service to Prometheus: each writes its figures under
+    PROMETHEUS_MULTIPROC_DIR, which must be set before they start and empty at each start
+    (prometheus-client's multiprocess mode, api.metrics); a directory made here is removed when
+    the server stops. One worker needs none of it."""
+    if workers <= 1:
+        yield
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    made = directory is None
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="c360-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+    try:
+        yield
+    finally:
+        if made:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import Database
 from store.models import OutboxEvent
 from store.types import utcnow
 
@@ -61,3 +62,22 @@ async def record_changes(session: AsyncSession, changes: Iterable[Change]) -> No
     ]
     if rows:
         await session.execute(insert(OutboxEvent), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The change events not yet dispatched: how many, and when the oldest was written."""
+
+    events: int
+    oldest_at: datetime | None
+
+
+async def outbox_backlog(db: Database) -> Backlog:
+    """Read through the undispatched index: what the metrics endpoint shows as outbox lag."""
+    waiting = OutboxEvent.dispatched_at.is_(None)
+    async with db.read() as session:
+        count = await session.scalar(select(func.count()).where(waiting))
+        oldest = await session.scalar(
+            select(OutboxEvent.created_at).where(waiting).order_by(OutboxEvent.id).limit(1)
+        )
+    return Backlog(int(count or 0), oldest)

@@ -51,7 +51,10 @@ class Settings(BaseSettings):
         default=50_000, description="Static cost of one operation (lists cost their page size)."
     )
     cost_budget_per_minute: int = Field(
-        default=500_000, description="Cost one API key may spend per minute (a token bucket)."
+        default=3_000_000,
+        description="Cost one API key may spend per minute (a token bucket), unless the key "
+        "has its own (setApiKeyBudget). Operations are charged what they returned (api.costs): "
+        "about 200 pages of 20 full profiles a second.",
     )
     max_fields: int = Field(
         default=5000, description="Fields of one operation with its fragments expanded."
@@ -113,4 +116,19 @@ class Settings(BaseSettings):
     # Tags (domain/tagging/bulk.py): expired assignments swept, every RULE tag re-evaluated; 0: off.
     tag_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the tags (each worker)."
+    )
+    # Observability (service/logs.py, api/metrics.py, service/tracing.py).
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="One JSON object per line, or coloured lines for a terminal."
+    )
+    log_level: str = "INFO"
+    metrics_token: str | None = Field(
+        default=None,
+        description="Unset: /metrics answers loopback clients only. Set: any client sending "
+        "`Authorization: Bearer <token>`.",
+    )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off",
+        description="OpenTelemetry spans per operation and per SQL statement; `otlp` sends them "
+        "over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the exporter's own variables apply).",
     )

@@ -37,6 +37,14 @@ async def revoke_api_key(context: Context, id: str) -> ApiKeyPayload:
     return ApiKeyPayload(key=ApiKey.of(record), errors=[])
 
 
+async def set_api_key_budget(
+    context: Context, id: str, budget_per_minute: int | None
+) -> ApiKeyPayload:
+    key_id = parse_uuid_id(id, "ApiKey")
+    record = await access.set_api_key_budget(context.db, key_id, budget_per_minute)
+    return ApiKeyPayload(key=ApiKey.of(record), errors=[])
+
+
 async def audit_log(
     context: Context, page: PageRequest, customer: str | None, actor: str | None
 ) -> AuditEntryConnection:

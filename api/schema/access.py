@@ -28,6 +28,10 @@ class ApiKey:
     prefix: str = strawberry.field(description="The secret's first characters, to tell keys apart.")
     created_at: datetime
     revoked_at: datetime | None
+    cost_budget_per_minute: int | None = strawberry.field(
+        description="Cost this key may spend per minute (setApiKeyBudget); null: the "
+        "service's default budget."
+    )
 
     @classmethod
     def of(cls, record: ApiKeyRecord) -> ApiKey:
@@ -38,6 +42,7 @@ class ApiKey:
             prefix=record.prefix,
             created_at=record.created_at,
             revoked_at=record.revoked_at,
+            cost_budget_per_minute=record.budget_per_minute,
         )
 
 

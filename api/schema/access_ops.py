@@ -71,6 +71,19 @@ class AccessMutations:
 
     @strawberry.mutation(
         extensions=allow(*ADMIN_ONLY),
+        description="Sets the key's own cost budget per minute (null: the service's default "
+        "again); it holds from the key's next request, in every worker.",
+    )
+    async def set_api_key_budget(
+        self,
+        info: Info[Context, None],
+        id: strawberry.ID,
+        cost_budget_per_minute: int | None = None,
+    ) -> ApiKeyPayload:
+        return await access_resolvers.set_api_key_budget(info.context, id, cost_budget_per_minute)
+
+    @strawberry.mutation(
+        extensions=allow(*ADMIN_ONLY),
         description="Removes the person's PII and identities for good, keeping anonymous "
         "aggregates; their identities are refused (ERASED_IDENTITY) if they come back.",
     )

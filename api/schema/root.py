@@ -5,13 +5,17 @@ Each area keeps its root fields in its own `*_ops.py` module; this file only lis
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
 from api.errors import ErrorShaping
 from api.execution import FastExecutionContext
 from api.limits import Limits
+from api.operation_log import OperationLog
 from api.payloads import Refusals
 from api.schema.access_ops import AccessMutations, AccessQueries
 from api.schema.activity_ops import ActivityMutations
@@ -74,10 +78,17 @@ def _guard_values(*roots: type) -> None:
                 field.extensions.insert(0, ValueGuard())
 
 
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Each operation is logged once, with its error codes (api.operation_log), and an
+        INTERNAL_ERROR's traceback once (api.errors): strawberry would log every error,
+        client mistakes included, with a traceback."""
+
+
 def build_schema() -> strawberry.Schema:
     _answer_refusals(Mutation)
     _guard_values(Query, Mutation)
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -85,6 +96,7 @@ def build_schema() -> strawberry.Schema:
         execution_context_class=FastExecutionContext,
         # Clients send the same few documents again and again: parse and validate each once.
         extensions=[
+            OperationLog,  # first: it sees the errors as ErrorShaping leaves them
             ErrorShaping,
             Limits,  # before ValidationCache: hostile documents never reach full validation
             lambda: ParserCache(maxsize=512),

@@ -32,13 +32,19 @@ class Role(Enum):
     PARTNER = "partner"
 
 
+# The most a key's own budget may be: what a GraphQL Int holds, far beyond any traffic.
+MAX_BUDGET_PER_MINUTE = 2**31 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's id, name and role."""
+    """Who is calling: the key's id, name and role, and its own cost budget per minute
+    (None: the service's default)."""
 
     key_id: uuid.UUID
     name: str
     role: Role
+    budget_per_minute: int | None = None
 
     @property
     def actor(self) -> str:
@@ -53,6 +59,7 @@ class ApiKeyRecord:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    budget_per_minute: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +74,13 @@ def hash_secret(secret: str) -> str:
 
 def _record(row: ApiKey) -> ApiKeyRecord:
     return ApiKeyRecord(
-        row.id, row.name, Role(row.role), row.prefix, row.created_at, row.revoked_at
+        row.id,
+        row.name,
+        Role(row.role),
+        row.prefix,
+        row.created_at,
+        row.revoked_at,
+        row.cost_budget_per_minute,
     )
 
 
@@ -107,12 +120,14 @@ async def authenticate(db: Database, secret: str) -> Principal | None:
     async with db.read() as session:
         row = (
             await session.execute(
-                select(ApiKey.id, ApiKey.name, ApiKey.role).where(
+                select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.cost_budget_per_minute).where(
                     ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None)
                 )
             )
         ).first()
-    return Principal(row.id, row.name, Role(row.role)) if row else None
+    if row is None:
+        return None
+    return Principal(row.id, row.name, Role(row.role), row.cost_budget_per_minute)
 
 
 async def list_api_keys(db: Database) -> list[ApiKeyRecord]:
@@ -131,6 +146,28 @@ async def revoke_api_key(db: Database, key_id: uuid.UUID) -> ApiKeyRecord:
         row = await session.get(ApiKey, key_id)
         if row is None:
             raise NotFound("no such API key", field=["id"])
+        return _record(row)
+
+    return await db.transact(work)
+
+
+async def set_api_key_budget(
+    db: Database, key_id: uuid.UUID, budget_per_minute: int | None
+) -> ApiKeyRecord:
+    """Give a key its own cost budget per minute, or (None) the service's default again. It
+    holds from the key's next request on, in every worker."""
+    if budget_per_minute is not None and not 1 <= budget_per_minute <= MAX_BUDGET_PER_MINUTE:
+        raise InvalidInput(
+            f"a budget is 1 to {MAX_BUDGET_PER_MINUTE:,} per minute, or null for the default",
+            field=["costBudgetPerMinute"],
+        )
+
+    async def work(session: AsyncSession) -> ApiKeyRecord:
+        row = await session.get(ApiKey, key_id)
+        if row is None:
+            raise NotFound("no such API key", field=["id"])
+        row.cost_budget_per_minute = budget_per_minute
+        await session.flush()
         return _record(row)
 
     return await db.transact(work)

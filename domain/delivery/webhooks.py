@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.changes import KINDS
@@ -294,3 +294,17 @@ async def enqueue_deliveries(
     if rows:
         await session.execute(insert(WebhookDelivery), rows)
     return len(rows)
+
+
+async def deliveries_waiting(db: Database) -> dict[DeliveryStatus, int]:
+    """PENDING and DEAD deliveries, counted through the status index (DELIVERED and CANCELLED
+    are history, which only grows: not counted on every scrape of the metrics)."""
+    waiting = (DeliveryStatus.PENDING, DeliveryStatus.DEAD)
+    async with db.read() as session:
+        rows = await session.execute(
+            select(WebhookDelivery.status, func.count())
+            .where(WebhookDelivery.status.in_([status.value for status in waiting]))
+            .group_by(WebhookDelivery.status)
+        )
+        found = {DeliveryStatus(status): int(count) for status, count in rows}
+    return {status: found.get(status, 0) for status in waiting}

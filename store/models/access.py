@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId
@@ -23,6 +23,8 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Cost this key may spend per minute; None: the service's default (api.limits).
+    cost_budget_per_minute: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuditEntry(Base):

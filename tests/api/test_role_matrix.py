@@ -82,6 +82,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "replayWebhookDelivery": ADMIN,
     "createApiKey": ADMIN,
     "revokeApiKey": ADMIN,
+    "setApiKeyBudget": ADMIN,
     "eraseCustomer": ADMIN,
     "declareAttributePii": ADMIN,
 }

@@ -202,6 +202,9 @@ async def test_a_rate_limited_operation_over_a_socket_gets_an_error_message(
 ) -> None:
     app = create_app(settings.model_copy(update={"dispatcher": False, "cost_budget_per_minute": 1}))
     async with serve_asgi(app) as url, subscriber(url, doomed.secret) as sub:
+        await send(sub, "first", QUERY)  # a full bucket admits it; it is charged 1
+        assert (await sub.next())["type"] == "next"
+        assert (await sub.next())["type"] == "complete"
         for id, query in (("q", QUERY), ("s", CHANGES)):
             await send(sub, id, query)
             message = await sub.next()
