@@ -5,7 +5,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import activity, changes, costs, fuzz, identify, insights, lifecycle, read, segments, tags
+from bench import (
+    activity,
+    changes,
+    costs,
+    fuzz,
+    identify,
+    insights,
+    lifecycle,
+    read,
+    segments,
+    tags,
+)
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "identify": identify.main,
