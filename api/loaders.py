@@ -97,6 +97,10 @@ class Loaders:
         return _grouped(profile.identities_of, self.db)
 
     @cached_property
+    def identities_by_id(self) -> DataLoader[int, profile.IdentityRecord | None]:
+        return _single(profile.identities_by_id, self.db)
+
+    @cached_property
     def merges(self) -> DataLoader[uuid.UUID, list[profile.MergeView]]:
         return _grouped(profile.merges_into, self.db)
 

@@ -37,6 +37,7 @@ from api.schema.tags import (
 )
 from domain.activity import metrics as domain_metrics
 from domain.history import HistoryQuery
+from domain.identity.shared import SharedIdentifier as SharedIdentifierRecord
 from domain.lifecycle.model import StageRecord
 from domain.pagination import Page, PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
@@ -264,7 +265,11 @@ class MergeRecord(Node):
     actor: str | None
     merged_at: datetime
     undone_at: datetime | None
+    via: str = strawberry.field(
+        description="What joined the profiles: identify, manual, duplicate."
+    )
     survivor_uuid: strawberry.Private[uuid.UUID]
+    linked_by_ids: strawberry.Private[list[int]]
 
     @classmethod
     def of(cls, record: MergeView) -> MergeRecord:
@@ -275,7 +280,21 @@ class MergeRecord(Node):
             actor=record.actor,
             merged_at=record.merged_at,
             undone_at=record.undone_at,
+            via=record.via,
             survivor_uuid=record.survivor_id,
+            linked_by_ids=record.linked_by,
+        )
+
+    @strawberry.field(
+        description="The shared identifiers that joined the two profiles (empty unless via "
+        "identify).",
+        extensions=pii_identities(),
+    )
+    def linked_by(self, info: Info[Context, None]) -> list[Identity]:
+        loader = info.context.loaders.identities_by_id
+        return when_loaded(  # type: ignore[return-value]
+            [loader.load_many(self.linked_by_ids)],
+            lambda found: [Identity.of(record) for record in found[0] if record is not None],
         )
 
     @strawberry.field
@@ -284,6 +303,28 @@ class MergeRecord(Node):
         if record is None:
             raise LookupError(f"merge survivor {self.survivor_uuid} is missing")
         return Customer.of(record)
+
+
+@strawberry.type(description="An identifier found linking more people than its type's sharedLimit.")
+class SharedIdentifier:
+    type: str
+    value: str
+    shared_at: datetime = strawberry.field(description="When it was found shared.")
+    customer_uuid: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def of(cls, record: SharedIdentifierRecord) -> SharedIdentifier:
+        return cls(
+            type=record.type,
+            value=record.value,
+            shared_at=record.shared_at,
+            customer_uuid=record.customer_id,
+        )
+
+    @strawberry.field(description="The profile that holds it; it links no one else to it.")
+    async def customer(self, info: Info[Context, None]) -> Customer | None:
+        record = await info.context.loaders.customers.load(self.customer_uuid)
+        return Customer.of(record) if record else None
 
 
 @strawberry.type

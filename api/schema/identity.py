@@ -24,6 +24,14 @@ class IdentityType:
     max_per_customer: int | None
     priority: int
     blocked_values: list[str]
+    placeholder_patterns: list[str] = strawberry.field(
+        description="Regular expressions (whole normalized value, any case) of placeholders: "
+        "refused like blocked values."
+    )
+    shared_limit: int | None = strawberry.field(
+        description="How many values of each stronger type one identifier of this type may "
+        "link before it counts as shared and links no more (null: no limit)."
+    )
 
     @classmethod
     def of(cls, spec: IdentityTypeSpec) -> IdentityType:
@@ -36,4 +44,6 @@ class IdentityType:
             max_per_customer=spec.max_per_customer,
             priority=spec.priority,
             blocked_values=list(spec.blocked_values),
+            placeholder_patterns=list(spec.placeholder_patterns),
+            shared_limit=spec.shared_limit,
         )

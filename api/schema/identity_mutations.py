@@ -71,6 +71,15 @@ class IdentityTypeInput:
     max_per_customer: int | None = None
     priority: int | None = 0
     blocked_values: list[str] | None = None
+    placeholder_patterns: list[str] | None = strawberry.field(
+        default=None,
+        description="Regular expressions (whole normalized value, any case) of placeholders.",
+    )
+    shared_limit: int | None = strawberry.field(
+        default=None,
+        description="How many values of each stronger type one identifier of this type may "
+        "link before it counts as shared and links no more (null: no limit).",
+    )
 
 
 @strawberry.type

@@ -8,6 +8,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.permissions import ADMIN_ONLY, WRITERS_OF_IDENTITY, allow
 from api.resolvers import identity as identity_resolvers
+from api.schema.customers import SharedIdentifier
 from api.schema.identity import IdentityType
 from api.schema.identity_mutations import (
     IdentifyBatchPayload,
@@ -26,6 +27,16 @@ class IdentityQueries:
     @strawberry.field
     async def identity_types(self, info: Info[Context, None]) -> list[IdentityType]:
         return [IdentityType.of(spec) for spec in await list_identity_types(info.context.db)]
+
+    @strawberry.field(
+        extensions=allow(*ADMIN_ONLY),
+        description="Identifiers found shared by several people (a kiosk's device id): they "
+        "link nothing while their type has a sharedLimit. The most recently found first.",
+    )
+    async def shared_identifiers(
+        self, info: Info[Context, None], type: str | None = None, first: int | None = None
+    ) -> list[SharedIdentifier]:
+        return await identity_resolvers.shared_identifiers(info.context, type, first)
 
 
 @strawberry.type

@@ -27,7 +27,8 @@ from domain.changes import Change, record_changes
 from domain.errors import DomainError, InvalidInput
 from domain.identity.merging import lock_profiles, merge_into, profile_states
 from domain.identity.normalize import normalize
-from domain.identity.resolution import Key, ProfileState, Step, WorkingSet
+from domain.identity.resolution import Dropped, Key, ProfileState, Step, WorkingSet
+from domain.identity.shared import mark_shared, shared_among
 from domain.identity.traits import COLUMNS, ProfileValues, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment
@@ -111,7 +112,11 @@ def _prepare(
             )
         try:
             value = normalize(
-                spec.normalizer, raw, region=region, blocked_values=spec.blocked_values
+                spec.normalizer,
+                raw,
+                region=region,
+                blocked_values=spec.blocked_values,
+                placeholders=spec.placeholder_patterns,
             )
         except InvalidInput as error:
             located = error.at("identities", position, "value")
@@ -284,6 +289,8 @@ async def resolve_batch(
     if erased is not None:
         refused = await erased_keys(session, all_keys - owners.keys(), erased)
         prepared = [_refuse_erased(p, refused) for p in prepared]
+    limited = [k for k in owners if types[k.type].shared_limit is not None]
+    shared = await shared_among(session, limited)
     existing_ids = list({customer for _, customer in owners.values()})
     states = await profile_states(session, existing_ids)
     profiles = await _load_profiles(session, existing_ids)
@@ -296,7 +303,7 @@ async def resolve_batch(
         )
         return ProfileState(new_ids[-1], now)
 
-    graph = WorkingSet(types, states, new_profile)
+    graph = WorkingSet(types, states, new_profile, shared)
     steps: list[tuple[int, Step, _Prepared]] = []
     results: list[IdentifyResult] = []
     for index, p in enumerate(prepared):
@@ -307,28 +314,42 @@ async def resolve_batch(
             results.append(IdentifyResult(None, errors=tuple(p.warnings)))
             continue
         step = graph.resolve(p.keys)
+        if not isinstance(step, Step):
+            results.append(IdentifyResult(None, errors=(*p.warnings, *_refusals(step))))
+            continue
         _apply(profiles[step.survivor], step, p)
         steps.append((index, step, p))
-        dropped = [
-            InvalidInput(d.message, field=["identities", d.position, "value"], code=d.code)
-            for d in step.dropped
-        ]
+        dropped = _refusals(step.dropped)
         results.append(IdentifyResult(step.survivor, step.created, (), (*p.warnings, *dropped)))
 
     await _write_profiles(session, profiles, new_ids)
     await _write_identities(session, steps, owners)
+    await mark_shared(session, graph.found_shared, now)
     await record_changes(session, _changes(steps, profiles, new_ids, now))
     for index, step, _ in steps:
         merge_ids = []
-        for survivor, loser in step.merges:
+        for (survivor, loser), keys in zip(step.merges, step.linked_by, strict=True):
             merge = await merge_into(
-                session, survivor, loser, "identify: a shared identity links them", actor
+                session,
+                survivor,
+                loser,
+                "identify: a shared identity links them",
+                actor,
+                via="identify",
+                linked_by=[(k.type, k.value) for k in keys],
             )
             merge_ids.append(merge.id)
         if merge_ids:
             r = results[index]
             results[index] = IdentifyResult(r.customer_id, r.created, tuple(merge_ids), r.errors)
     return results
+
+
+def _refusals(dropped: Sequence[Dropped]) -> list[DomainError]:
+    return [
+        InvalidInput(d.message, field=["identities", d.position, "value"], code=d.code)
+        for d in dropped
+    ]
 
 
 def _changes(

@@ -15,6 +15,7 @@ Callers hold row locks on both profiles (`lock_profiles`) before calling `merge_
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -41,6 +42,7 @@ from store.models import (
     StageTransition,
     TagAssignment,
 )
+from store.sqlfuncs import pair_in
 from store.types import UTCDateTime, utcnow
 
 # Survivor columns a merge may change, restored on unmerge if nothing changed them since.
@@ -121,12 +123,19 @@ async def merge_into(
     loser_id: uuid.UUID,
     reason: str,
     actor: str | None,
+    *,
+    via: str = "manual",
+    linked_by: Sequence[tuple[str, str]] = (),
 ) -> MergeView:
+    """Merge `loser_id` into `survivor_id`. `via` says what decided it (identify, manual,
+    duplicate); `linked_by` names the (type, value) identifiers that joined the two, recorded
+    as identity ids so that the record holds no identity value."""
     survivor = await session.get(Customer, survivor_id, populate_existing=True)
     loser = await session.get(Customer, loser_id, populate_existing=True)
     assert survivor is not None and loser is not None
     now = utcnow()
     merge_id = uuid.uuid4()
+    links = await _identities_named(session, linked_by)
     session.add(
         MergeRecord(
             id=merge_id,
@@ -136,6 +145,8 @@ async def merge_into(
             actor=actor,
             merged_at=now,
             snapshot={},
+            via=via,
+            linked_by=[i for i, _ in links],
         )
     )
     await session.flush()
@@ -192,11 +203,29 @@ async def merge_into(
                     "survivorId": str(survivor_id),
                     "mergedId": str(loser_id),
                     "reason": reason,
+                    "via": via,
+                    "linkedBy": sorted({type_key for _, type_key in links}),  # types: no PII
                 },
             )
         ],
     )
-    return MergeView(merge_id, survivor_id, loser_id, reason, actor, now, None)
+    return MergeView(
+        merge_id, survivor_id, loser_id, reason, actor, now, None, via, [i for i, _ in links]
+    )
+
+
+async def _identities_named(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> list[tuple[int, str]]:
+    """(id, type) of the identities with these (type, value) keys, in id order."""
+    if not keys:
+        return []
+    rows = await session.execute(
+        select(Identity.id, Identity.type)
+        .where(pair_in(session, Identity.type, Identity.value, list(keys)))
+        .order_by(Identity.id)
+    )
+    return [(i, t) for i, t in rows]
 
 
 async def _merge_tags(
@@ -241,9 +270,12 @@ async def merge_customers(
     merged_id: uuid.UUID,
     reason: str | None,
     actor: str | None,
+    *,
+    via: str = "manual",
 ) -> MergeView:
     """An explicit merge, under the same protection as identify: refused (nothing written)
-    when the two profiles hold different values of a unique type or would pass a limit."""
+    when the two profiles hold different values of a unique type or would pass a limit.
+    `via`: manual (mergeCustomers), or duplicate (an accepted duplicate suggestion)."""
 
     async def work(session: AsyncSession) -> MergeView:
         live_survivor = await resolve_live_id(session, survivor_id)
@@ -278,7 +310,7 @@ async def merge_customers(
             code, _, message = found
             raise InvalidInput(f"not merged: {message}", field=["merged"], code=code)
         merged = await merge_into(
-            session, live_survivor, live_merged, reason or "manual merge", actor
+            session, live_survivor, live_merged, reason or f"{via} merge", actor, via=via
         )
         # The survivor's data changed: its RULE tags, stage and materialized segments follow
         # at once (the merged-away profile is no longer live and keeps what it had).
