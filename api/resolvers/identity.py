@@ -9,8 +9,9 @@ from api.context import Context
 from api.ids import parse_uuid_id
 from api.schema.common import UserError
 from api.schema.customers import Customer, MergeRecord, SharedIdentifier
-from api.schema.identity import IdentityType
+from api.schema.identity import IdentityType, Survivorship
 from api.schema.identity_mutations import (
+    FieldRuleInput,
     IdentifyBatchPayload,
     IdentifyInput,
     IdentifyPayload,
@@ -18,6 +19,7 @@ from api.schema.identity_mutations import (
     IdentityTypeInput,
     IdentityTypePayload,
     MergePayload,
+    SurvivorshipPayload,
     UnmergePayload,
 )
 from domain import profile
@@ -25,6 +27,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.identity import linking as identity
 from domain.identity import merging
 from domain.identity.shared import list_shared
+from domain.identity.survivorship import configure_survivorship as configure
 from domain.identity.types import IdentityTypeSpec, define_identity_type
 from domain.pagination import PageRequest
 
@@ -158,3 +161,11 @@ async def shared_identifiers(
     size = PageRequest(first=first).validated(settings.page_size_default, settings.page_size_max)
     found = await list_shared(context.db, type_key, size.size)
     return [SharedIdentifier.of(record) for record in found]
+
+
+async def configure_survivorship(
+    context: Context, rules: list[FieldRuleInput], source_trust: list[str]
+) -> SurvivorshipPayload:
+    pairs = [(r.field, r.rule.value) for r in rules]
+    policy = await configure(context.db, pairs, source_trust)
+    return SurvivorshipPayload(survivorship=Survivorship.of(policy), errors=[])

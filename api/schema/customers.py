@@ -20,6 +20,7 @@ from api.pii import (
     free_text,
     pii,
     pii_attributes,
+    pii_field_sources,
     pii_identities,
     without_pii_memberships,
 )
@@ -38,6 +39,7 @@ from api.schema.tags import (
 from domain.activity import metrics as domain_metrics
 from domain.history import HistoryQuery
 from domain.identity.shared import SharedIdentifier as SharedIdentifierRecord
+from domain.identity.survivorship import FieldProvenance
 from domain.lifecycle.model import StageRecord
 from domain.pagination import Page, PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
@@ -77,6 +79,17 @@ def page_size(context: Context, first: int | None) -> int:
     settings = context.settings
     page = PageRequest(first=first).validated(settings.page_size_default, settings.page_size_max)
     return page.size
+
+
+@strawberry.type(description="Where a profile field's value came from.")
+class FieldSource:
+    field: str = strawberry.field(description="firstName, city, ... or attributes.<key>.")
+    source: str | None = strawberry.field(description="The source (channel) that set it.")
+    at: datetime = strawberry.field(description="When it was set.")
+
+    @classmethod
+    def of(cls, record: FieldProvenance) -> FieldSource:
+        return cls(field=record.field, source=record.source, at=record.at)
 
 
 @strawberry.type
@@ -249,6 +262,16 @@ class Customer(Node):
     ) -> OrderConnection:
         query = HistoryQuery(self.uuid, page_size(info.context, first), after)
         return OrderConnection.of(await info.context.loaders.orders.load(query))
+
+    @strawberry.field(
+        description="The source and time of each field's value (survivorship decides by them).",
+        extensions=pii_field_sources(),
+    )
+    def field_sources(self, info: Info[Context, None]) -> list[FieldSource]:
+        return when_loaded(  # type: ignore[return-value]
+            [info.context.loaders.field_sources.load(self.uuid)],
+            lambda found: [FieldSource.of(record) for record in found[0]],
+        )
 
     @strawberry.field(description="Profiles merged into this one.")
     async def merges(self, info: Info[Context, None]) -> list[MergeRecord]:

@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 
 from api.schema.common import UserError
 from api.schema.customers import Customer, MergeRecord
-from api.schema.identity import IdentityInput, IdentityType
+from api.schema.identity import IdentityInput, IdentityType, Survivorship, SurvivorshipRule
 
 
 @strawberry.input
@@ -85,4 +85,16 @@ class IdentityTypeInput:
 @strawberry.type
 class IdentityTypePayload:
     identity_type: IdentityType | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class FieldRuleInput:
+    field: str
+    rule: SurvivorshipRule
+
+
+@strawberry.type
+class SurvivorshipPayload:
+    survivorship: Survivorship | None
     errors: list[UserError]

@@ -29,7 +29,8 @@ from domain.identity.merging import lock_profiles, merge_into, profile_states
 from domain.identity.normalize import normalize
 from domain.identity.resolution import Dropped, Key, ProfileState, Step, WorkingSet
 from domain.identity.shared import mark_shared, shared_among
-from domain.identity.traits import COLUMNS, ProfileValues, Traits, parse_traits
+from domain.identity.survivorship import load_survivorship
+from domain.identity.traits import COLUMNS, ProfileValues, Survivorship, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment
 from store.db import Database
@@ -277,6 +278,7 @@ async def resolve_batch(
     unless the policy allows re-identification."""
     now = utcnow()
     types = await load_identity_types(session)
+    policy = await load_survivorship(session)
     prepared: list[_Prepared | DomainError] = []
     for item in inputs:
         try:
@@ -317,7 +319,7 @@ async def resolve_batch(
         if not isinstance(step, Step):
             results.append(IdentifyResult(None, errors=(*p.warnings, *_refusals(step))))
             continue
-        _apply(profiles[step.survivor], step, p)
+        _apply(profiles[step.survivor], step, p, policy)
         steps.append((index, step, p))
         dropped = _refusals(step.dropped)
         results.append(IdentifyResult(step.survivor, step.created, (), (*p.warnings, *dropped)))
@@ -335,6 +337,7 @@ async def resolve_batch(
                 loser,
                 "identify: a shared identity links them",
                 actor,
+                policy=policy,
                 via="identify",
                 linked_by=[(k.type, k.value) for k in keys],
             )
@@ -393,6 +396,7 @@ async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uu
             Customer.id,
             Customer.attributes,
             Customer.field_times,
+            Customer.field_sources,
             Customer.email,
             Customer.phone,
             Customer.first_seen_at,
@@ -404,9 +408,10 @@ async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uu
     out = {}
     for row in rows:
         values = ProfileValues(
-            dict(zip(COLUMNS, row[8:], strict=True)),
+            dict(zip(COLUMNS, row[9:], strict=True)),
             dict(row.attributes or {}),
             dict(row.field_times or {}),
+            dict(row.field_sources or {}),
         )
         out[row.id] = _Profile(
             values, row.email, row.phone, row.first_seen_at, row.last_seen_at, False, row.created_at
@@ -414,11 +419,11 @@ async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uu
     return out
 
 
-def _apply(profile: _Profile, step: Step, p: _Prepared) -> None:
+def _apply(profile: _Profile, step: Step, p: _Prepared, policy: Survivorship) -> None:
     """What one input changes on the profile it landed on (merges aside)."""
     profile.seen.append(p.at)
     profile.dirty = True
-    if profile.values.apply(p.traits, p.at):
+    if profile.values.apply(p.traits, p.at, p.source, policy):
         profile.changed_traits = True
     for key in step.attached:
         if key.type == "email":
@@ -442,6 +447,7 @@ async def _write_profiles(
             **{c: profile.values.fields.get(c) for c in COLUMNS},
             "attributes": profile.values.attributes,
             "field_times": profile.values.times,
+            "field_sources": profile.values.sources,
             "email": profile.email,
             "phone": profile.phone,
             "first_seen_at": first,

@@ -28,7 +28,8 @@ from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import InvalidInput, NotFound
 from domain.identity.resolution import ProfileState, violation
-from domain.identity.traits import COLUMNS, ProfileValues
+from domain.identity.survivorship import load_survivorship
+from domain.identity.traits import COLUMNS, ProfileValues, Survivorship
 from domain.identity.types import load_identity_types
 from domain.profile import MergeView, resolve_live_id
 from store.db import Database
@@ -50,6 +51,7 @@ SURVIVOR_COLUMNS = (
     *COLUMNS,
     "attributes",
     "field_times",
+    "field_sources",
     "email",
     "phone",
     "first_seen_at",
@@ -101,6 +103,7 @@ def _values(customer: Customer) -> ProfileValues:
         fields={column: getattr(customer, column) for column in COLUMNS},
         attributes=dict(customer.attributes or {}),
         times=dict(customer.field_times or {}),
+        sources=dict(customer.field_sources or {}),
     )
 
 
@@ -126,10 +129,12 @@ async def merge_into(
     *,
     via: str = "manual",
     linked_by: Sequence[tuple[str, str]] = (),
+    policy: Survivorship | None = None,
 ) -> MergeView:
     """Merge `loser_id` into `survivor_id`. `via` says what decided it (identify, manual,
     duplicate); `linked_by` names the (type, value) identifiers that joined the two, recorded
-    as identity ids so that the record holds no identity value."""
+    as identity ids so that the record holds no identity value. Field values survive by the
+    survivorship rules (`policy`, read from the database when not given)."""
     survivor = await session.get(Customer, survivor_id, populate_existing=True)
     loser = await session.get(Customer, loser_id, populate_existing=True)
     assert survivor is not None and loser is not None
@@ -169,11 +174,12 @@ async def merge_into(
     snapshot["memberships"] = [[str(m.segment_id), m.entered_at.isoformat()] for m in left]
 
     values = _values(survivor)
-    values.absorb(_values(loser))
+    values.absorb(_values(loser), policy or await load_survivorship(session))
     for column in COLUMNS:
         setattr(survivor, column, values.fields.get(column))
     survivor.attributes = values.attributes
     survivor.field_times = values.times
+    survivor.field_sources = values.sources
     survivor.email = survivor.email or loser.email
     survivor.phone = survivor.phone or loser.phone
     survivor.first_seen_at = min(

@@ -93,3 +93,65 @@ async def test_identity_types_carry_their_shared_limit_and_placeholder_patterns(
     assert refused["errors"] == [
         {"code": "BLOCKED_IDENTITY", "field": ["input", "identities", "0", "value"]}
     ]
+
+
+CONFIGURE = """mutation($rules: [FieldRuleInput!]!, $trust: [String!]!) {
+  configureSurvivorship(rules: $rules, sourceTrust: $trust) {
+    survivorship { defaultRule rules { field rule } sourceTrust } errors { code field } } }"""
+
+
+async def test_admins_configure_survivorship_and_read_it_back(api: Api) -> None:
+    rules = [
+        {"field": "city", "rule": "SURVIVOR"},
+        {"field": "attributes.*", "rule": "MOST_TRUSTED"},
+    ]
+    configured = await api.query(CONFIGURE, {"rules": rules, "trust": ["crm", "store"]})
+    expected = {
+        "defaultRule": "MOST_RECENT",
+        "rules": [
+            {"field": "attributes.*", "rule": "MOST_TRUSTED"},
+            {"field": "city", "rule": "SURVIVOR"},
+        ],
+        "sourceTrust": ["crm", "store"],
+    }
+    assert configured["configureSurvivorship"] == {"survivorship": expected, "errors": []}
+    read = await api.query("{ survivorship { defaultRule rules { field rule } sourceTrust } }")
+    assert read["survivorship"] == expected
+    refused = await api.query(
+        CONFIGURE, {"rules": [{"field": "shoeSize", "rule": "SURVIVOR"}], "trust": []}
+    )
+    assert refused["configureSurvivorship"] == {
+        "survivorship": None,
+        "errors": [{"code": "INVALID_INPUT", "field": ["rules", "0", "field"]}],
+    }
+    assert (await api.query("{ survivorship { sourceTrust } }"))["survivorship"]["sourceTrust"] == [
+        "crm",
+        "store",
+    ]
+
+
+async def test_field_sources_show_source_and_time_and_hide_pii_fields_from_partners(
+    api: Api,
+) -> None:
+    created = await api.query(
+        IDENTIFY,
+        {
+            "input": {
+                "identities": [{"type": "email", "value": "ann@x.com"}],
+                "traits": {"firstName": "Ann", "city": "上海", "tier": "gold"},
+                "source": "store",
+                "occurredAt": "2025-01-01T08:00:00+08:00",
+            }
+        },
+    )
+    customer = {"id": created["identify"]["customer"]["id"]}
+    query = "query($id: ID!) { customer(id: $id) { fieldSources { field source at } } }"
+    shown = (await api.query(query, customer))["customer"]["fieldSources"]
+    at = "2025-01-01T00:00:00+00:00"
+    assert shown == [
+        {"field": "attributes.tier", "source": "store", "at": at},
+        {"field": "city", "source": "store", "at": at},
+        {"field": "firstName", "source": "store", "at": at},
+    ]
+    partner = (await api.query(query, customer, role=Role.PARTNER))["customer"]["fieldSources"]
+    assert [s["field"] for s in partner] == ["attributes.tier", "city"]

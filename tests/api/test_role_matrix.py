@@ -55,6 +55,8 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "auditLog": ADMIN,
     "exportCustomer": ADMIN,
     "piiAttributes": ADMIN,
+    "sharedIdentifiers": ADMIN,
+    "survivorship": ADMIN,
     # Mutation
     "identify": INGEST,
     "identifyBatch": INGEST,
@@ -83,6 +85,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "revokeApiKey": ADMIN,
     "eraseCustomer": ADMIN,
     "declareAttributePii": ADMIN,
+    "configureSurvivorship": ADMIN,
 }
 
 SCALARS = {
