@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import activity, changes, fuzz, identify, lifecycle, read, segments, tags
+from bench import activity, changes, fuzz, identify, identity_truth, lifecycle, read, segments, tags
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "identify": identify.main,
+    "identity_truth": identity_truth.main,
     "activity": activity.main,
     "fuzz": fuzz.main,
     "changes": changes.main,

@@ -13,9 +13,10 @@ the match and reported, so the strongest identifiers still land.
 
 Shared identifiers: a type with a `shared_limit` (device ids: 1) names a thing several people
 may use, such as a shop's kiosk. One of its identifiers may bring a profile into an input only
-while that joins at most `shared_limit` values of each stronger type (or no more than one of
-the profiles already holds): past that it is found shared, links nothing from then on, and
-is reported as SHARED_IDENTIFIER. The profile holding it keeps it and is not split.
+while that joins at most `shared_limit` identifiers of stronger types, people's identifiers
+such as emails and phones (or no more than one of the profiles, or the input, already had):
+past that it is found shared, links nothing from then on, and is reported as
+SHARED_IDENTIFIER. The profile holding it keeps it and is not split.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ class WorkingSet:
 
     def _overshares(self, key: Key, accepted: list[Key]) -> bool:
         """Whether `key` would bring its holder into the input past its type's shared limit:
-        add values of a stronger type past the limit, and past what any one profile held."""
+        add identifiers of stronger types (people's: emails, phones, ...) so that there are
+        more of them than the limit, than any one profile held, and than the input had."""
         spec = self.types[key.type]
         if spec.shared_limit is None or key not in self.owner or not accepted:
             return False
@@ -176,14 +178,18 @@ class WorkingSet:
         if any(profile.id == holder.id for profile in joined):
             return False  # the stronger identifiers land on its holder anyway
         new = [k for k in accepted if k not in self.owner]
-        before, _ = _tally(joined, new)
-        combined, worst = _tally([*joined, holder], new)
-        limit = spec.shared_limit
-        return any(
-            len(values) > max(limit, worst.get(type_key, 0), len(before.get(type_key, ())))
-            for type_key, values in combined.items()
-            if self.types[type_key].priority > spec.priority
-        )
+
+        def people(profiles: list[ProfileState], extra: list[Key]) -> int:
+            combined, _ = _tally(profiles, extra)
+            return sum(
+                len(values)
+                for type_key, values in combined.items()
+                if self.types[type_key].priority > spec.priority
+            )
+
+        most = max(people([profile], []) for profile in [*joined, holder])
+        before = people(joined, new)
+        return people([*joined, holder], new) > max(spec.shared_limit, most, before)
 
     def _land(self, accepted: list[Key], dropped: list[Dropped]) -> Step:
         owners = sorted(self._owners(accepted), key=self.rank)

@@ -3,8 +3,8 @@
 Oracle: identities named together in one input belong together, except those the system
 reported as dropped by merge protection; each such drop must be justified (joining would have
 put two values of a unique type in one profile), and so must each device id reported shared
-(it would have joined a second email, phone, ... to a profile), which from then on is dropped
-from every input. The system's partition of identities into live profiles must equal the
+(it would have joined a second person's identifier, email, phone, ..., to a profile), which
+from then on is dropped from every input. The system's partition of identities into live profiles must equal the
 oracle's, and no live profile may break a unique type.
 """
 
@@ -65,18 +65,16 @@ def conflicts(keys: set[tuple[str, str]]) -> bool:
 
 
 def overshares(joined: set[tuple[str, str]], other: set[tuple[str, str]]) -> bool:
-    """A device id's group `other` brought into `joined` adds values of a stronger type, past
-    one (device ids have a shared limit of 1) and past what either side held."""
+    """A device id's group `other` brought into `joined` adds people's identifiers (of types
+    stronger than a device), past one (device ids have a shared limit of 1) and past what
+    either side held."""
     if other <= joined:
         return False
 
-    def count(keys: set[tuple[str, str]], u: str) -> int:
-        return len({v for t, v in keys if t == u})
+    def people(keys: set[tuple[str, str]]) -> int:
+        return len({k for k in keys if k[0] in STRONGER_THAN_DEVICE})
 
-    both = joined | other
-    return any(
-        count(both, u) > max(1, count(joined, u), count(other, u)) for u in STRONGER_THAN_DEVICE
-    )
+    return people(joined | other) > max(1, people(joined), people(other))
 
 
 async def run(url: str, sequence: list[list[list[tuple[str, str]]]]) -> None:

@@ -70,14 +70,26 @@ async def test_a_device_would_merge_two_profiles_with_their_own_emails_is_shared
     assert (await owners(db))[KIOSK] == ann.customer_id
 
 
-async def test_one_person_coming_back_to_their_device_with_their_phone_still_links(db) -> None:
-    """Below the limit a device links as before: one email and one phone are one person's."""
-    first = await ident(db, ("device_id", "my-phone"), ("email", "ann@x.com"))
+async def test_one_person_coming_back_to_their_device_still_links(db) -> None:
+    """Below the limit a device links as before: alone, or with what its holder holds."""
+    first = await ident(
+        db, ("device_id", "my-phone"), ("email", "ann@x.com"), ("phone", "13900139000")
+    )
+    alone = await ident(db, ("device_id", "my-phone"))
     again = await ident(db, ("device_id", "my-phone"), ("phone", "13900139000"))
-    both = await ident(db, ("device_id", "my-phone"), ("email", "ann@x.com"))
-    assert first.customer_id == again.customer_id == both.customer_id
-    assert again.errors == () and both.errors == ()
+    assert first.customer_id == alone.customer_id == again.customer_id
+    assert alone.errors == () and again.errors == ()
     assert await list_shared(db, None, 10) == []
+
+
+async def test_a_device_joining_a_second_persons_identifier_of_another_type_is_shared(db) -> None:
+    """Ann's email, then a phone nobody has seen with it: a device cannot tell a second
+    identifier of Ann's from a stranger's, so it links neither (the limit counts emails,
+    phones, ... together)."""
+    ann = await ident(db, KIOSK, ("email", "ann@x.com"))
+    bob = await ident(db, KIOSK, ("phone", "13900139000"))
+    assert bob.customer_id != ann.customer_id
+    assert [e.code for e in bob.errors] == ["SHARED_IDENTIFIER"]
 
 
 async def test_within_one_batch_the_second_stranger_finds_the_device_shared(db) -> None:
