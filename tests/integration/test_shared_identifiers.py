@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -193,3 +195,17 @@ def test_the_default_phone_placeholders_spare_real_numbers() -> None:
     assert check("13800000001") == "+8613800000001"
     with pytest.raises(InvalidInput):
         check("13900000000")
+
+
+async def test_strangers_at_one_kiosk_at_once_glue_none_of_them(db) -> None:
+    """Concurrent identify calls naming one kiosk serialize on its advisory lock (PostgreSQL)
+    or on the write transaction (SQLite): one shopper holds it, none is merged into another."""
+    shoppers = [("email", f"rush{i}@x.com") for i in range(12)]
+    results = await asyncio.gather(*(ident(db, KIOSK, shopper) for shopper in shoppers))
+    assert len({r.customer_id for r in results}) == 12
+    assert all(r.merge_ids == () for r in results)
+    assert sorted(len(r.errors) for r in results) == [0] + [1] * 11
+    held = await owners(db)
+    assert held[KIOSK] in {held[s] for s in shoppers}
+    assert await live_profiles(db) == 12
+    assert len(await list_shared(db, "device_id", 10)) == 1
