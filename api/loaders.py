@@ -21,6 +21,7 @@ from domain.activity import channels as activity_channels
 from domain.activity import ingest as activity
 from domain.activity import metrics
 from domain.history import HistoryQuery
+from domain.identity import survivorship
 from domain.lifecycle import model as lifecycle
 from domain.pagination import Page
 from domain.segments import definitions as segments
@@ -99,6 +100,14 @@ class Loaders:
     @cached_property
     def identities(self) -> DataLoader[uuid.UUID, list[profile.IdentityRecord]]:
         return _grouped(profile.identities_of, self.db)
+
+    @cached_property
+    def identities_by_id(self) -> DataLoader[int, profile.IdentityRecord | None]:
+        return _single(profile.identities_by_id, self.db)
+
+    @cached_property
+    def field_sources(self) -> DataLoader[uuid.UUID, list[survivorship.FieldProvenance]]:
+        return _grouped(survivorship.field_provenance, self.db)
 
     @cached_property
     def merges(self) -> DataLoader[uuid.UUID, list[profile.MergeView]]:

@@ -191,6 +191,14 @@ class PiiAttributes(_WithPolicy):
         return policy.masked_attributes(value or {})
 
 
+class PiiFieldSources(_WithPolicy):
+    """Customer.fieldSources without the PII fields' entries: when a birthday was set tells
+    that there is one."""
+
+    def hide(self, policy: PiiPolicy, value: Any) -> Any:
+        return [entry for entry in value if not policy.is_pii_field(entry.field)]
+
+
 class PiiTagValue(_PartnerView):
     """On a type with a `tag` (TagDefinition): its value is masked when the tag is PII."""
 
@@ -270,6 +278,10 @@ def pii_attributes() -> list[FieldExtension]:
     return [PiiAttributes()]
 
 
+def pii_field_sources() -> list[FieldExtension]:
+    return [PiiFieldSources()]
+
+
 def pii_tag_value() -> list[FieldExtension]:
     return [PiiTagValue()]
 
@@ -300,6 +312,7 @@ __all__ = [
     "pii",
     "pii_attributes",
     "pii_condition",
+    "pii_field_sources",
     "pii_identities",
     "pii_tag_value",
     "refuse_pii_segment",

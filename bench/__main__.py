@@ -11,6 +11,7 @@ from bench import (
     costs,
     fuzz,
     identify,
+    identity_truth,
     insights,
     lifecycle,
     read,
@@ -20,6 +21,7 @@ from bench import (
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "identify": identify.main,
+    "identity_truth": identity_truth.main,
     "activity": activity.main,
     "fuzz": fuzz.main,
     "changes": changes.main,

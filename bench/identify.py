@@ -63,7 +63,9 @@ def _email(n: int) -> str:
 
 
 def _phone(n: int) -> str:
-    return f"+86139{n:08d}"  # valid CN mobile, already E.164
+    # A valid CN mobile, already E.164; offset so that no person's number is a placeholder
+    # (13900000000 is one: domain.identity.types.PHONE_PLACEHOLDERS).
+    return f"+86139{n + 10_000_000:08d}"
 
 
 def _device(n: int, suffix: str = "") -> str:

@@ -87,6 +87,8 @@ class MergeView:
     actor: str | None
     merged_at: datetime
     undone_at: datetime | None
+    via: str  # identify, manual, duplicate
+    linked_by: list[int]  # ids of the identities that joined the two profiles
 
 
 class SortField(Enum):
@@ -158,7 +160,11 @@ async def find_by_identity(
             )
         try:
             value = normalize(
-                spec.normalizer, raw_value, region=region, blocked_values=spec.blocked_values
+                spec.normalizer,
+                raw_value,
+                region=region,
+                blocked_values=spec.blocked_values,
+                placeholders=spec.placeholder_patterns,
             )
         except InvalidInput as error:
             if error.code == "BLOCKED_IDENTITY":
@@ -243,6 +249,14 @@ async def identities_of(
         for row in await session.execute(statement):
             found[row.customer_id].append(IdentityRecord(*row))
     return found
+
+
+async def identities_by_id(db: Database, ids: Sequence[int]) -> dict[int, IdentityRecord]:
+    """Identities by their row ids (a merge record's linkedBy); erased ones are gone."""
+    columns = [getattr(Identity, name) for name in IdentityRecord.__slots__]
+    async with db.read() as session:
+        rows = await session.execute(select(Identity.id, *columns).where(Identity.id.in_(ids)))
+        return {row[0]: IdentityRecord(*row[1:]) for row in rows}
 
 
 MERGE_COLUMNS = tuple(getattr(MergeRecord, name) for name in MergeView.__slots__)

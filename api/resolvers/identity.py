@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from api.context import Context
 from api.ids import parse_uuid_id
 from api.schema.common import UserError
-from api.schema.customers import Customer, MergeRecord
-from api.schema.identity import IdentityType
+from api.schema.customers import Customer, MergeRecord, SharedIdentifier
+from api.schema.identity import IdentityType, Survivorship
 from api.schema.identity_mutations import (
+    FieldRuleInput,
     IdentifyBatchPayload,
     IdentifyInput,
     IdentifyPayload,
@@ -18,13 +19,17 @@ from api.schema.identity_mutations import (
     IdentityTypeInput,
     IdentityTypePayload,
     MergePayload,
+    SurvivorshipPayload,
     UnmergePayload,
 )
 from domain import profile
 from domain.errors import DomainError, InvalidInput
 from domain.identity import linking as identity
 from domain.identity import merging
+from domain.identity.shared import list_shared
+from domain.identity.survivorship import configure_survivorship as configure
 from domain.identity.types import IdentityTypeSpec, define_identity_type
+from domain.pagination import PageRequest
 
 
 def _domain_input(item: IdentifyInput) -> identity.IdentifyInput:
@@ -142,6 +147,25 @@ async def define_type(context: Context, input: IdentityTypeInput) -> IdentityTyp
         max_per_customer=input.max_per_customer,
         priority=input.priority or 0,
         blocked_values=tuple(input.blocked_values or ()),
+        placeholder_patterns=tuple(input.placeholder_patterns or ()),
+        shared_limit=input.shared_limit,
     )
     saved = await define_identity_type(context.db, spec, context.settings.default_phone_region)
     return IdentityTypePayload(identity_type=IdentityType.of(saved), errors=[])
+
+
+async def shared_identifiers(
+    context: Context, type_key: str | None, first: int | None
+) -> list[SharedIdentifier]:
+    settings = context.settings
+    size = PageRequest(first=first).validated(settings.page_size_default, settings.page_size_max)
+    found = await list_shared(context.db, type_key, size.size)
+    return [SharedIdentifier.of(record) for record in found]
+
+
+async def configure_survivorship(
+    context: Context, rules: list[FieldRuleInput], source_trust: list[str]
+) -> SurvivorshipPayload:
+    pairs = [(r.field, r.rule.value) for r in rules]
+    policy = await configure(context.db, pairs, source_trust)
+    return SurvivorshipPayload(survivorship=Survivorship.of(policy), errors=[])

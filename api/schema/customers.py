@@ -20,6 +20,7 @@ from api.pii import (
     free_text,
     pii,
     pii_attributes,
+    pii_field_sources,
     pii_identities,
     without_pii_memberships,
     without_pii_segment_history,
@@ -38,6 +39,8 @@ from api.schema.tags import (
 )
 from domain.activity import metrics as domain_metrics
 from domain.history import HistoryQuery
+from domain.identity.shared import SharedIdentifier as SharedIdentifierRecord
+from domain.identity.survivorship import FieldProvenance
 from domain.lifecycle.model import StageRecord
 from domain.pagination import Page, PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
@@ -77,6 +80,17 @@ def page_size(context: Context, first: int | None) -> int:
     settings = context.settings
     page = PageRequest(first=first).validated(settings.page_size_default, settings.page_size_max)
     return page.size
+
+
+@strawberry.type(description="Where a profile field's value came from.")
+class FieldSource:
+    field: str = strawberry.field(description="firstName, city, ... or attributes.<key>.")
+    source: str | None = strawberry.field(description="The source (channel) that set it.")
+    at: datetime = strawberry.field(description="When it was set.")
+
+    @classmethod
+    def of(cls, record: FieldProvenance) -> FieldSource:
+        return cls(field=record.field, source=record.source, at=record.at)
 
 
 @strawberry.type
@@ -273,6 +287,16 @@ class Customer(Node):
         query = HistoryQuery(self.uuid, page_size(info.context, first), after)
         return OrderConnection.of(await info.context.loaders.orders.load(query))
 
+    @strawberry.field(
+        description="The source and time of each field's value (survivorship decides by them).",
+        extensions=pii_field_sources(),
+    )
+    def field_sources(self, info: Info[Context, None]) -> list[FieldSource]:
+        return when_loaded(  # type: ignore[return-value]
+            [info.context.loaders.field_sources.load(self.uuid)],
+            lambda found: [FieldSource.of(record) for record in found[0]],
+        )
+
     @strawberry.field(description="Profiles merged into this one.")
     async def merges(self, info: Info[Context, None]) -> list[MergeRecord]:
         return [MergeRecord.of(m) for m in await info.context.loaders.merges.load(self.uuid)]
@@ -288,7 +312,11 @@ class MergeRecord(Node):
     actor: str | None
     merged_at: datetime
     undone_at: datetime | None
+    via: str = strawberry.field(
+        description="What joined the profiles: identify, manual, duplicate."
+    )
     survivor_uuid: strawberry.Private[uuid.UUID]
+    linked_by_ids: strawberry.Private[list[int]]
 
     @classmethod
     def of(cls, record: MergeView) -> MergeRecord:
@@ -299,7 +327,21 @@ class MergeRecord(Node):
             actor=record.actor,
             merged_at=record.merged_at,
             undone_at=record.undone_at,
+            via=record.via,
             survivor_uuid=record.survivor_id,
+            linked_by_ids=record.linked_by,
+        )
+
+    @strawberry.field(
+        description="The shared identifiers that joined the two profiles (empty unless via "
+        "identify).",
+        extensions=pii_identities(),
+    )
+    def linked_by(self, info: Info[Context, None]) -> list[Identity]:
+        loader = info.context.loaders.identities_by_id
+        return when_loaded(  # type: ignore[return-value]
+            [loader.load_many(self.linked_by_ids)],
+            lambda found: [Identity.of(record) for record in found[0] if record is not None],
         )
 
     @strawberry.field
@@ -308,6 +350,28 @@ class MergeRecord(Node):
         if record is None:
             raise LookupError(f"merge survivor {self.survivor_uuid} is missing")
         return Customer.of(record)
+
+
+@strawberry.type(description="An identifier found linking more people than its type's sharedLimit.")
+class SharedIdentifier:
+    type: str
+    value: str
+    shared_at: datetime = strawberry.field(description="When it was found shared.")
+    customer_uuid: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def of(cls, record: SharedIdentifierRecord) -> SharedIdentifier:
+        return cls(
+            type=record.type,
+            value=record.value,
+            shared_at=record.shared_at,
+            customer_uuid=record.customer_id,
+        )
+
+    @strawberry.field(description="The profile that holds it; it links no one else to it.")
+    async def customer(self, info: Info[Context, None]) -> Customer | None:
+        record = await info.context.loaders.customers.load(self.customer_uuid)
+        return Customer.of(record) if record else None
 
 
 @strawberry.type

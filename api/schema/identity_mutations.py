@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 
 from api.schema.common import UserError
 from api.schema.customers import Customer, MergeRecord
-from api.schema.identity import IdentityInput, IdentityType
+from api.schema.identity import IdentityInput, IdentityType, Survivorship, SurvivorshipRule
 
 
 @strawberry.input
@@ -71,9 +71,30 @@ class IdentityTypeInput:
     max_per_customer: int | None = None
     priority: int | None = 0
     blocked_values: list[str] | None = None
+    placeholder_patterns: list[str] | None = strawberry.field(
+        default=None,
+        description="Regular expressions (whole normalized value, any case) of placeholders.",
+    )
+    shared_limit: int | None = strawberry.field(
+        default=None,
+        description="How many values of each stronger type one identifier of this type may "
+        "link before it counts as shared and links no more (null: no limit).",
+    )
 
 
 @strawberry.type
 class IdentityTypePayload:
     identity_type: IdentityType | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class FieldRuleInput:
+    field: str
+    rule: SurvivorshipRule
+
+
+@strawberry.type
+class SurvivorshipPayload:
+    survivorship: Survivorship | None
     errors: list[UserError]

@@ -107,6 +107,7 @@ async def _clear(session: AsyncSession, profiles: list[uuid.UUID]) -> None:
             **dict.fromkeys(PII_COLUMNS),
             attributes={},
             field_times={},
+            field_sources={},
             updated_at=utcnow(),
             version=Customer.version + 1,
         )

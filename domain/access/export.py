@@ -31,7 +31,7 @@ from store.models import (
     TagHistory,
 )
 
-INTERNAL = frozenset({"field_times", "version", "snapshot"})
+INTERNAL = frozenset({"field_times", "field_sources", "version", "snapshot", "linked_by"})
 # section -> the table whose rows with the person's customer_id it holds
 SECTIONS: dict[str, Table] = {
     "identities": Identity.__table__,  # type: ignore[dict-item]

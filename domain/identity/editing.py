@@ -23,6 +23,9 @@ from store.db import Database
 from store.models import Customer
 from store.types import utcnow
 
+# The source an edit records for the fields it sets (Customer.fieldSources).
+EDIT_SOURCE = "updateCustomer"
+
 
 def _traits_of(patch: dict[str, Any]) -> dict[str, Any]:
     """The patch in the traits' shape (a birthday arrives as a date, traits carry text)."""
@@ -59,10 +62,11 @@ async def update_customer(
             raise NotFound("no such live customer", field=("id",))
         stamp = now.isoformat()
         times = dict(customer.field_times or {})
+        sources = dict(customer.field_sources or {})
         values = {column: getattr(customer, column) for column in COLUMNS}
         for column, value in traits.fields.items():
             values[column] = value
-            times[column] = stamp
+            times[column], sources[column] = stamp, EDIT_SOURCE
         derive_display_name(values, times)
         for column, value in values.items():
             setattr(customer, column, value)
@@ -73,7 +77,9 @@ async def update_customer(
             else:
                 merged[key] = value
             times[f"attributes.{key}"] = stamp
+            sources[f"attributes.{key}"] = EDIT_SOURCE
         customer.attributes, customer.field_times = merged, times
+        customer.field_sources = sources
         customer.updated_at, customer.version = now, customer.version + 1
         await session.flush()
         await follow_write(session, [customer.id], now, actor)  # RULE tags, stage, segments

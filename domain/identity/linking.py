@@ -27,8 +27,10 @@ from domain.changes import Change, record_changes
 from domain.errors import DomainError, InvalidInput
 from domain.identity.merging import lock_profiles, merge_into, profile_states
 from domain.identity.normalize import normalize
-from domain.identity.resolution import Key, ProfileState, Step, WorkingSet
-from domain.identity.traits import COLUMNS, ProfileValues, Traits, parse_traits
+from domain.identity.resolution import Dropped, Key, ProfileState, Step, WorkingSet
+from domain.identity.shared import mark_shared, shared_among
+from domain.identity.survivorship import load_survivorship
+from domain.identity.traits import COLUMNS, ProfileValues, Survivorship, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment
 from store.db import Database
@@ -111,7 +113,11 @@ def _prepare(
             )
         try:
             value = normalize(
-                spec.normalizer, raw, region=region, blocked_values=spec.blocked_values
+                spec.normalizer,
+                raw,
+                region=region,
+                blocked_values=spec.blocked_values,
+                placeholders=spec.placeholder_patterns,
             )
         except InvalidInput as error:
             located = error.at("identities", position, "value")
@@ -272,6 +278,7 @@ async def resolve_batch(
     unless the policy allows re-identification."""
     now = utcnow()
     types = await load_identity_types(session)
+    policy = await load_survivorship(session)
     prepared: list[_Prepared | DomainError] = []
     for item in inputs:
         try:
@@ -284,6 +291,8 @@ async def resolve_batch(
     if erased is not None:
         refused = await erased_keys(session, all_keys - owners.keys(), erased)
         prepared = [_refuse_erased(p, refused) for p in prepared]
+    limited = [k for k in owners if types[k.type].shared_limit is not None]
+    shared = await shared_among(session, limited)
     existing_ids = list({customer for _, customer in owners.values()})
     states = await profile_states(session, existing_ids)
     profiles = await _load_profiles(session, existing_ids)
@@ -296,7 +305,7 @@ async def resolve_batch(
         )
         return ProfileState(new_ids[-1], now)
 
-    graph = WorkingSet(types, states, new_profile)
+    graph = WorkingSet(types, states, new_profile, shared)
     steps: list[tuple[int, Step, _Prepared]] = []
     results: list[IdentifyResult] = []
     for index, p in enumerate(prepared):
@@ -307,28 +316,43 @@ async def resolve_batch(
             results.append(IdentifyResult(None, errors=tuple(p.warnings)))
             continue
         step = graph.resolve(p.keys)
-        _apply(profiles[step.survivor], step, p)
+        if not isinstance(step, Step):
+            results.append(IdentifyResult(None, errors=(*p.warnings, *_refusals(step))))
+            continue
+        _apply(profiles[step.survivor], step, p, policy)
         steps.append((index, step, p))
-        dropped = [
-            InvalidInput(d.message, field=["identities", d.position, "value"], code=d.code)
-            for d in step.dropped
-        ]
+        dropped = _refusals(step.dropped)
         results.append(IdentifyResult(step.survivor, step.created, (), (*p.warnings, *dropped)))
 
     await _write_profiles(session, profiles, new_ids)
     await _write_identities(session, steps, owners)
+    await mark_shared(session, graph.found_shared, now)
     await record_changes(session, _changes(steps, profiles, new_ids, now))
     for index, step, _ in steps:
         merge_ids = []
-        for survivor, loser in step.merges:
+        for (survivor, loser), keys in zip(step.merges, step.linked_by, strict=True):
             merge = await merge_into(
-                session, survivor, loser, "identify: a shared identity links them", actor
+                session,
+                survivor,
+                loser,
+                "identify: a shared identity links them",
+                actor,
+                policy=policy,
+                via="identify",
+                linked_by=[(k.type, k.value) for k in keys],
             )
             merge_ids.append(merge.id)
         if merge_ids:
             r = results[index]
             results[index] = IdentifyResult(r.customer_id, r.created, tuple(merge_ids), r.errors)
     return results
+
+
+def _refusals(dropped: Sequence[Dropped]) -> list[DomainError]:
+    return [
+        InvalidInput(d.message, field=["identities", d.position, "value"], code=d.code)
+        for d in dropped
+    ]
 
 
 def _changes(
@@ -372,6 +396,7 @@ async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uu
             Customer.id,
             Customer.attributes,
             Customer.field_times,
+            Customer.field_sources,
             Customer.email,
             Customer.phone,
             Customer.first_seen_at,
@@ -383,9 +408,10 @@ async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uu
     out = {}
     for row in rows:
         values = ProfileValues(
-            dict(zip(COLUMNS, row[8:], strict=True)),
+            dict(zip(COLUMNS, row[9:], strict=True)),
             dict(row.attributes or {}),
             dict(row.field_times or {}),
+            dict(row.field_sources or {}),
         )
         out[row.id] = _Profile(
             values, row.email, row.phone, row.first_seen_at, row.last_seen_at, False, row.created_at
@@ -393,11 +419,11 @@ async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uu
     return out
 
 
-def _apply(profile: _Profile, step: Step, p: _Prepared) -> None:
+def _apply(profile: _Profile, step: Step, p: _Prepared, policy: Survivorship) -> None:
     """What one input changes on the profile it landed on (merges aside)."""
     profile.seen.append(p.at)
     profile.dirty = True
-    if profile.values.apply(p.traits, p.at):
+    if profile.values.apply(p.traits, p.at, p.source, policy):
         profile.changed_traits = True
     for key in step.attached:
         if key.type == "email":
@@ -421,6 +447,7 @@ async def _write_profiles(
             **{c: profile.values.fields.get(c) for c in COLUMNS},
             "attributes": profile.values.attributes,
             "field_times": profile.values.times,
+            "field_sources": profile.values.sources,
             "email": profile.email,
             "phone": profile.phone,
             "first_seen_at": first,

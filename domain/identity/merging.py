@@ -15,6 +15,7 @@ Callers hold row locks on both profiles (`lock_profiles`) before calling `merge_
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -28,7 +29,8 @@ from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import InvalidInput, NotFound
 from domain.identity.resolution import ProfileState, violation
-from domain.identity.traits import COLUMNS, ProfileValues
+from domain.identity.survivorship import load_survivorship
+from domain.identity.traits import COLUMNS, ProfileValues, Survivorship
 from domain.identity.types import load_identity_types
 from domain.profile import MergeView, resolve_live_id
 from store.db import Database
@@ -42,6 +44,7 @@ from store.models import (
     StageTransition,
     TagAssignment,
 )
+from store.sqlfuncs import pair_in
 from store.types import UTCDateTime, utcnow
 
 # Survivor columns a merge may change, restored on unmerge if nothing changed them since.
@@ -49,6 +52,7 @@ SURVIVOR_COLUMNS = (
     *COLUMNS,
     "attributes",
     "field_times",
+    "field_sources",
     "email",
     "phone",
     "first_seen_at",
@@ -100,6 +104,7 @@ def _values(customer: Customer) -> ProfileValues:
         fields={column: getattr(customer, column) for column in COLUMNS},
         attributes=dict(customer.attributes or {}),
         times=dict(customer.field_times or {}),
+        sources=dict(customer.field_sources or {}),
     )
 
 
@@ -122,12 +127,21 @@ async def merge_into(
     loser_id: uuid.UUID,
     reason: str,
     actor: str | None,
+    *,
+    via: str = "manual",
+    linked_by: Sequence[tuple[str, str]] = (),
+    policy: Survivorship | None = None,
 ) -> MergeView:
+    """Merge `loser_id` into `survivor_id`. `via` says what decided it (identify, manual,
+    duplicate); `linked_by` names the (type, value) identifiers that joined the two, recorded
+    as identity ids so that the record holds no identity value. Field values survive by the
+    survivorship rules (`policy`, read from the database when not given)."""
     survivor = await session.get(Customer, survivor_id, populate_existing=True)
     loser = await session.get(Customer, loser_id, populate_existing=True)
     assert survivor is not None and loser is not None
     now = utcnow()
     merge_id = uuid.uuid4()
+    links = await _identities_named(session, linked_by)
     session.add(
         MergeRecord(
             id=merge_id,
@@ -137,6 +151,8 @@ async def merge_into(
             actor=actor,
             merged_at=now,
             snapshot={},
+            via=via,
+            linked_by=[i for i, _ in links],
         )
     )
     await session.flush()
@@ -159,11 +175,12 @@ async def merge_into(
     snapshot["memberships"] = [[str(m.segment_id), m.entered_at.isoformat()] for m in left]
 
     values = _values(survivor)
-    values.absorb(_values(loser))
+    values.absorb(_values(loser), policy or await load_survivorship(session))
     for column in COLUMNS:
         setattr(survivor, column, values.fields.get(column))
     survivor.attributes = values.attributes
     survivor.field_times = values.times
+    survivor.field_sources = values.sources
     survivor.email = survivor.email or loser.email
     survivor.phone = survivor.phone or loser.phone
     survivor.first_seen_at = min(
@@ -194,11 +211,29 @@ async def merge_into(
                     "survivorId": str(survivor_id),
                     "mergedId": str(loser_id),
                     "reason": reason,
+                    "via": via,
+                    "linkedBy": sorted({type_key for _, type_key in links}),  # types: no PII
                 },
             )
         ],
     )
-    return MergeView(merge_id, survivor_id, loser_id, reason, actor, now, None)
+    return MergeView(
+        merge_id, survivor_id, loser_id, reason, actor, now, None, via, [i for i, _ in links]
+    )
+
+
+async def _identities_named(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> list[tuple[int, str]]:
+    """(id, type) of the identities with these (type, value) keys, in id order."""
+    if not keys:
+        return []
+    rows = await session.execute(
+        select(Identity.id, Identity.type)
+        .where(pair_in(session, Identity.type, Identity.value, list(keys)))
+        .order_by(Identity.id)
+    )
+    return [(i, t) for i, t in rows]
 
 
 async def _merge_tags(
@@ -243,9 +278,12 @@ async def merge_customers(
     merged_id: uuid.UUID,
     reason: str | None,
     actor: str | None,
+    *,
+    via: str = "manual",
 ) -> MergeView:
     """An explicit merge, under the same protection as identify: refused (nothing written)
-    when the two profiles hold different values of a unique type or would pass a limit."""
+    when the two profiles hold different values of a unique type or would pass a limit.
+    `via`: manual (mergeCustomers), or duplicate (an accepted duplicate suggestion)."""
 
     async def work(session: AsyncSession) -> MergeView:
         live_survivor = await resolve_live_id(session, survivor_id)
@@ -280,7 +318,7 @@ async def merge_customers(
             code, _, message = found
             raise InvalidInput(f"not merged: {message}", field=["merged"], code=code)
         merged = await merge_into(
-            session, live_survivor, live_merged, reason or "manual merge", actor
+            session, live_survivor, live_merged, reason or f"{via} merge", actor, via=via
         )
         # The survivor's data changed: its RULE tags, stage and materialized segments follow
         # at once (the merged-away profile is no longer live and keeps what it had).

@@ -2,15 +2,17 @@
 
 Each normalizer either returns the normalized value or raises a DomainError: INVALID_IDENTITY
 for a value that cannot be what its type says, BLOCKED_IDENTITY for a placeholder or a value
-an admin blocked. Input first goes through NFKC, so full-width digits and letters (common in
-Chinese input methods) count as their ASCII forms.
+an admin blocked. Placeholders are data: a few values no type accepts (PLACEHOLDERS), and per
+type the blocked values and placeholder patterns admins keep (domain.identity.types). Input
+first goes through NFKC, so full-width digits and letters (common in Chinese input methods)
+count as their ASCII forms.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -95,7 +97,12 @@ _BY_NAME: dict[str, Callable[[str, str], str]] = {
 
 
 def normalize(
-    normalizer: str, raw: str, *, region: str, blocked_values: Collection[str] = ()
+    normalizer: str,
+    raw: str,
+    *,
+    region: str,
+    blocked_values: Collection[str] = (),
+    placeholders: Iterable[str] = (),
 ) -> str:
     """The stored form of `raw`, or a DomainError saying why there is none."""
     value = unicodedata.normalize("NFKC", raw).strip()
@@ -110,4 +117,6 @@ def normalize(
         raise invalid("an identity may not hold U+0000 or a lone surrogate")
     if normalized in blocked_values:
         raise blocked(f"{normalized!r} is blocked for this identity type")
+    if any(re.fullmatch(pattern, normalized, re.IGNORECASE) for pattern in placeholders):
+        raise blocked(f"{normalized!r} is a placeholder for this identity type")
     return normalized

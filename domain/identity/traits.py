@@ -1,9 +1,16 @@
 """Profile traits: validating what integrations send, and field survivorship.
 
 Core profile fields (displayName, city, ...) map to columns; every other key is a custom trait
-kept in `attributes`. Survivorship, on identify and on merge alike: a non-empty value beats an
-empty one, and of two non-empty values the one set later wins. When each field was set is kept
-in `field_times`, per column and per `attributes.<key>`.
+kept in `attributes`. When each field was set is kept in `field_times`, and by which source in
+`field_sources`, per column and per `attributes.<key>`.
+
+Survivorship, on identify and on merge alike: a value beats no value, and of two values the
+field's rule decides (admins keep the rules as data, domain.identity.survivorship):
+- MOST_RECENT (the default): the value set later wins;
+- MOST_TRUSTED: the value from the more trusted source wins; equal trust, the later one;
+- FIRST_NON_NULL: the value set first stays;
+- SURVIVOR: on a merge the surviving profile's value stays; on identify, the later one wins.
+A custom attribute follows its own rule (`attributes.<key>`), else that of `attributes.*`.
 
 A display name nobody set follows the first and last names (`derive_display_name`): its time
 in `field_times` is the epoch, so any displayName sent later beats it, and it is derived again
@@ -13,8 +20,10 @@ whenever the names change.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from domain.errors import InvalidInput
@@ -40,6 +49,53 @@ DERIVED = EPOCH.isoformat()  # the time of a derived display name: older than an
 # Han characters (CJK unified ideographs and extension A): a Chinese name is written family
 # name first, without a space.
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+ALL_ATTRIBUTES = "attributes.*"
+
+
+class Rule(StrEnum):
+    MOST_RECENT = "MOST_RECENT"
+    MOST_TRUSTED = "MOST_TRUSTED"
+    FIRST_NON_NULL = "FIRST_NON_NULL"
+    SURVIVOR = "SURVIVOR"
+
+
+@dataclass(frozen=True, slots=True)
+class Survivorship:
+    """Rules keyed by the stored name (column, or `attributes.<key>`), and source ranks."""
+
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    trust: Mapping[str, int] = field(default_factory=dict)
+    default: Rule = Rule.MOST_RECENT
+
+    def rule(self, name: str) -> Rule:
+        found = self.rules.get(name)
+        if found is None and name.startswith("attributes."):
+            found = self.rules.get(ALL_ATTRIBUTES)
+        return found or self.default
+
+    def rank(self, source: str | None) -> int:
+        return self.trust.get(source, 0) if source is not None else 0
+
+    def keeps(
+        self,
+        name: str,
+        current: tuple[str, str | None],
+        offered: tuple[str, str | None],
+        *,
+        merging: bool,
+    ) -> bool:
+        """Whether the current value of `name` stays against the offered one; each is given
+        as (ISO time it was set, source)."""
+        rule = self.rule(name)
+        if rule is Rule.FIRST_NON_NULL:
+            return current[0] <= offered[0]
+        if rule is Rule.SURVIVOR and merging:
+            return True
+        if rule is Rule.MOST_TRUSTED:
+            mine, theirs = self.rank(current[1]), self.rank(offered[1])
+            if mine != theirs:
+                return mine > theirs
+        return current[0] >= offered[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +176,23 @@ def _field_value(key: str, value: Any, limit: int, where: tuple[str | int, ...])
 
 @dataclass(slots=True)
 class ProfileValues:
-    """The survivorship-relevant state of one profile: values and when each was set."""
+    """The survivorship-relevant state of one profile: values, when and by whom each was set."""
 
     fields: dict[str, Any]
     attributes: dict[str, Any]
     times: dict[str, str]
+    sources: dict[str, str | None] = field(default_factory=dict)
 
-    def offer(self, name: str, value: Any, at: datetime) -> bool:
+    def offer(
+        self,
+        name: str,
+        value: Any,
+        at: datetime,
+        source: str | None = None,
+        *,
+        policy: Survivorship = Survivorship(),
+        merging: bool = False,
+    ) -> bool:
         """Take `value` for `name` if it survives against the current one; True if it did."""
         if _empty(value):
             return False
@@ -136,34 +202,46 @@ class ProfileValues:
             else self.fields.get(name)
         )
         stamp = at.astimezone(UTC).isoformat()
-        if not _empty(current) and self.times.get(name, EPOCH.isoformat()) >= stamp:
+        mine = (self.times.get(name, EPOCH.isoformat()), self.sources.get(name))
+        if not _empty(current) and policy.keeps(name, mine, (stamp, source), merging=merging):
             return False
         if name.startswith("attributes."):
             self.attributes[name[11:]] = value
         else:
             self.fields[name] = value
         self.times[name] = stamp
+        self.sources[name] = source
         return current != value
 
-    def apply(self, traits: Traits, at: datetime) -> bool:
+    def apply(self, traits: Traits, at: datetime, source: str | None, policy: Survivorship) -> bool:
         changed = False
         for column, value in traits.fields.items():
-            changed |= self.offer(column, value, at)
+            changed |= self.offer(column, value, at, source, policy=policy)
         for key, value in traits.attributes.items():
-            changed |= self.offer(f"attributes.{key}", value, at)
+            changed |= self.offer(f"attributes.{key}", value, at, source, policy=policy)
         before = self.fields.get("display_name")
         derive_display_name(self.fields, self.times)
         return changed or self.fields.get("display_name") != before
 
-    def absorb(self, other: ProfileValues) -> None:
-        """Survivorship on merge: every value of `other` is offered at the time it was set."""
-        for column in COLUMNS:
-            value = other.fields.get(column)
+    def absorb(self, other: ProfileValues, policy: Survivorship) -> None:
+        """Survivorship on merge: every value of `other` is offered as it was set (when, and
+        by which source), against the survivor's."""
+        names = [*COLUMNS, *(f"attributes.{key}" for key in other.attributes)]
+        for name in names:
+            value = (
+                other.attributes.get(name[11:])
+                if name.startswith("attributes.")
+                else other.fields.get(name)
+            )
             if not _empty(value):
-                self.offer(column, value, _time(other.times.get(column)))
-        for key, value in other.attributes.items():
-            name = f"attributes.{key}"
-            self.offer(name, value, _time(other.times.get(name)))
+                self.offer(
+                    name,
+                    value,
+                    _time(other.times.get(name)),
+                    other.sources.get(name),
+                    policy=policy,
+                    merging=True,
+                )
         derive_display_name(self.fields, self.times)
 
 

@@ -26,6 +26,24 @@ class IdentityTypeSpec:
     max_per_customer: int | None = None
     priority: int = 0
     blocked_values: tuple[str, ...] = field(default=())
+    placeholder_patterns: tuple[str, ...] = field(default=())
+    shared_limit: int | None = None
+
+
+# Placeholders as data (identity_types.placeholder_patterns, editable by defineIdentityType):
+# regular expressions matched against the whole normalized value, in any case. Integrations
+# fill a required field with these when they have no value; they name nobody.
+EMAIL_PLACEHOLDERS = (
+    r"(null|none|nil|test|testing|tester|noemail|no-email|noreply|no-reply|donotreply|"
+    r"unknown|anonymous|asdf|qwerty|xxx+|abc|example)@.*",
+    r".*@(null|none|test|noemail|nomail)\.(com|net|org|cn)",
+)
+PHONE_PLACEHOLDERS = (
+    r"\+861(\d)\1{9}",  # 1 and ten times one digit: 18888888888
+    r"\+861[3-9]\d(\d)\1{7}",  # a mobile prefix and eight times one digit: 13800000000
+    r"\+\d*(0123456789|123456789|987654321)\d*",  # nine digits in a row, up or down
+)
+MAX_PATTERN_LENGTH = 200
 
 
 # Priorities order survivor choice on merge: crm_id > wechat_unionid > phone > email >
@@ -33,13 +51,16 @@ class IdentityTypeSpec:
 DEFAULT_TYPES = (
     IdentityTypeSpec("crm_id", "CRM id", "exact", is_pii=False, unique=True, priority=100),
     IdentityTypeSpec("wechat_unionid", "WeChat union id", "exact", unique=True, priority=90),
-    IdentityTypeSpec("phone", "Phone", "phone", priority=80),
+    IdentityTypeSpec(
+        "phone", "Phone", "phone", priority=80, placeholder_patterns=PHONE_PLACEHOLDERS
+    ),
     IdentityTypeSpec(
         "email",
         "Email",
         "email",
         priority=70,
         blocked_values=("test@test.com", "noemail@example.com"),
+        placeholder_patterns=EMAIL_PLACEHOLDERS,
     ),
     IdentityTypeSpec("wechat_openid", "WeChat open id", "exact", priority=60),
     IdentityTypeSpec(
@@ -50,6 +71,7 @@ DEFAULT_TYPES = (
         max_per_customer=20,
         priority=10,
         blocked_values=("00000000-0000-0000-0000-000000000000",),
+        shared_limit=1,  # a kiosk's device links nobody to a second email or phone
     ),
 )
 
@@ -64,6 +86,8 @@ def _spec(row: IdentityType) -> IdentityTypeSpec:
         max_per_customer=row.max_per_customer,
         priority=row.priority,
         blocked_values=tuple(row.blocked_values or ()),
+        placeholder_patterns=tuple(row.placeholder_patterns or ()),
+        shared_limit=row.shared_limit,
     )
 
 
@@ -96,7 +120,20 @@ def _row(spec: IdentityTypeSpec) -> IdentityType:
         max_per_customer=spec.max_per_customer,
         priority=spec.priority,
         blocked_values=list(spec.blocked_values),
+        placeholder_patterns=list(spec.placeholder_patterns),
+        shared_limit=spec.shared_limit,
     )
+
+
+def _checked_pattern(pattern: str, index: int) -> str:
+    where: list[str | int] = ["input", "placeholderPatterns", index]
+    if not pattern or len(pattern) > MAX_PATTERN_LENGTH:
+        raise InvalidInput(f"a pattern is 1 to {MAX_PATTERN_LENGTH} characters", field=where)
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise InvalidInput(f"not a regular expression: {error}", field=where) from None
+    return pattern
 
 
 def validate_spec(spec: IdentityTypeSpec, region: str) -> IdentityTypeSpec:
@@ -111,6 +148,9 @@ def validate_spec(spec: IdentityTypeSpec, region: str) -> IdentityTypeSpec:
         )
     if spec.max_per_customer is not None and spec.max_per_customer < 1:
         raise InvalidInput("maxPerCustomer must be at least 1", field=["input", "maxPerCustomer"])
+    if spec.shared_limit is not None and spec.shared_limit < 1:
+        raise InvalidInput("sharedLimit must be at least 1", field=["input", "sharedLimit"])
+    patterns = tuple(_checked_pattern(p, i) for i, p in enumerate(spec.placeholder_patterns))
     normalized = []
     for index, value in enumerate(spec.blocked_values):
         try:
@@ -128,6 +168,8 @@ def validate_spec(spec: IdentityTypeSpec, region: str) -> IdentityTypeSpec:
         max_per_customer=spec.max_per_customer,
         priority=spec.priority,
         blocked_values=tuple(dict.fromkeys(normalized)),
+        placeholder_patterns=tuple(dict.fromkeys(patterns)),
+        shared_limit=spec.shared_limit,
     )
 
 
@@ -148,9 +190,10 @@ async def define_identity_type(
                 "the normalizer of an existing identity type cannot change",
                 field=["input", "normalizer"],
             )
-        for name in ("label", "is_pii", "unique", "max_per_customer", "priority"):
+        for name in ("label", "is_pii", "unique", "max_per_customer", "priority", "shared_limit"):
             setattr(row, name, getattr(spec, name))
         row.blocked_values = list(spec.blocked_values)
+        row.placeholder_patterns = list(spec.placeholder_patterns)
         return spec
 
     return await db.transact(work)

@@ -3,7 +3,7 @@
 from store.models.access import ApiKey, AuditCustomer, AuditEntry, OutboxEvent
 from store.models.activity import CustomerChannel, CustomerMetrics, Event, Order
 from store.models.base import Base
-from store.models.customers import Customer, MergeRecord
+from store.models.customers import Customer, MergeRecord, SourceTrust, SurvivorshipRule
 from store.models.identities import ErasedIdentity, IdempotencyKey, Identity, IdentityType
 from store.models.lifecycle import LifecycleEdge, LifecycleRule, LifecycleStage, StageTransition
 from store.models.privacy import PiiAttribute
@@ -34,7 +34,9 @@ __all__ = [
     "Segment",
     "SegmentMembership",
     "SegmentMembershipHistory",
+    "SourceTrust",
     "StageTransition",
+    "SurvivorshipRule",
     "TagAssignment",
     "TagDefinition",
     "TagHistory",

@@ -34,6 +34,8 @@ class Customer(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     # When each profile field was last set: field survivorship on merge compares these.
     field_times: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    # The source (channel) that set each field, keyed as field_times.
+    field_sources: Mapped[dict[str, str | None]] = mapped_column(JsonType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -89,3 +91,23 @@ class MergeRecord(Base):
     merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    via: Mapped[str] = mapped_column(String(16), default="manual")  # identify, manual, duplicate
+    linked_by: Mapped[list[int]] = mapped_column(JsonType, default=list)  # identity ids
+
+
+class SurvivorshipRule(Base):
+    """Which value of a field survives a merge or an update (domain.identity.survivorship)."""
+
+    __tablename__ = "survivorship_rules"
+
+    field: Mapped[str] = mapped_column(String(120), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(16))
+
+
+class SourceTrust(Base):
+    """How far a source is trusted: a higher rank wins under the MOST_TRUSTED rule."""
+
+    __tablename__ = "source_trust"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)

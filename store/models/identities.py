@@ -24,6 +24,10 @@ class IdentityType(Base):
     max_per_customer: Mapped[int | None] = mapped_column(Integer)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     blocked_values: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    # Regular expressions (whole value, any case) of placeholders refused like blocked values.
+    placeholder_patterns: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    # How many values of each stronger type one identifier may link before it is shared.
+    shared_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -40,6 +44,8 @@ class Identity(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When it was found linking more people than its type's shared_limit: it links no more.
+    shared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     __table_args__ = (UniqueConstraint("type", "value"),)
 

@@ -56,6 +56,8 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "auditLog": ADMIN,
     "exportCustomer": ADMIN,
     "piiAttributes": ADMIN,
+    "sharedIdentifiers": ADMIN,
+    "survivorship": ADMIN,
     # Mutation
     "identify": INGEST,
     "identifyBatch": INGEST,
@@ -85,6 +87,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "setApiKeyBudget": ADMIN,
     "eraseCustomer": ADMIN,
     "declareAttributePii": ADMIN,
+    "configureSurvivorship": ADMIN,
 }
 
 SCALARS = {

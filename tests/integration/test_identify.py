@@ -60,12 +60,12 @@ async def test_a_batch_links_items_to_each_other(db) -> None:
         db,
         item(("email", "a@example.com"), ("device_id", "dev-b")),
         item(("email", "other@example.com")),
-        item(("device_id", "dev-b"), ("wechat_openid", "oC")),
+        item(("device_id", "dev-b"), ("device_id", "dev-c")),
     )
     assert results[0].customer_id == results[2].customer_id != results[1].customer_id
     assert results[0].created and not results[2].created
     held = await owners(db)
-    assert held[("wechat_openid", "oC")] == held[("email", "a@example.com")]
+    assert held[("device_id", "dev-c")] == held[("email", "a@example.com")]
 
 
 async def test_a_batch_can_merge_profiles_it_created_itself(db) -> None:

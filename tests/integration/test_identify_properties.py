@@ -2,8 +2,10 @@
 
 Oracle: identities named together in one input belong together, except those the system
 reported as dropped by merge protection; each such drop must be justified (joining would have
-put two values of a unique type in one profile). The system's partition of identities into live
-profiles must equal the oracle's, and no live profile may break a unique type.
+put two values of a unique type in one profile), and so must each device id reported shared
+(it would have joined a second person's identifier, email, phone, ..., to a profile), which
+from then on is dropped from every input. The system's partition of identities into live profiles must equal the
+oracle's, and no live profile may break a unique type.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ POOL = (
     + [("wechat_unionid", f"union-{i}") for i in range(2)]
 )
 UNIQUE = {"crm_id", "wechat_unionid"}
+STRONGER_THAN_DEVICE = {"email", "phone", "crm_id", "wechat_unionid"}
 
 inputs = st.lists(st.sampled_from(POOL), min_size=1, max_size=4)
 batches = st.lists(st.lists(inputs, min_size=1, max_size=4), min_size=1, max_size=6)
@@ -61,25 +64,46 @@ def conflicts(keys: set[tuple[str, str]]) -> bool:
     return any(len({v for t, v in keys if t == u}) > 1 for u in UNIQUE)
 
 
+def overshares(joined: set[tuple[str, str]], other: set[tuple[str, str]]) -> bool:
+    """A device id's group `other` brought into `joined` adds people's identifiers (of types
+    stronger than a device), past one (device ids have a shared limit of 1) and past what
+    either side held."""
+    if other <= joined:
+        return False
+
+    def people(keys: set[tuple[str, str]]) -> int:
+        return len({k for k in keys if k[0] in STRONGER_THAN_DEVICE})
+
+    return people(joined | other) > max(1, people(joined), people(other))
+
+
 async def run(url: str, sequence: list[list[list[tuple[str, str]]]]) -> None:
     db = Database.from_url(url)
     try:
         await reset(db)
         oracle = UnionFind()
+        shared: set[tuple[str, str]] = set()
         for group in sequence:
             results = await identify_batch(
                 db, [IdentifyInput(identities) for identities in group], region="CN", actor="prop"
             )
             for identities, result in zip(group, results, strict=True):
-                assert result.customer_id is not None
-                dropped = {int(e.field[1]) for e in result.errors}
-                assert {e.code for e in result.errors} <= {"MERGE_CONFLICT"}
-                kept = [k for i, k in enumerate(identities) if i not in dropped]
+                codes = {int(e.field[1]): e.code for e in result.errors}
+                assert set(codes.values()) <= {"MERGE_CONFLICT", "SHARED_IDENTIFIER"}
+                for i, key in enumerate(identities):
+                    assert key not in shared or codes.get(i) == "SHARED_IDENTIFIER"
+                kept = [k for i, k in enumerate(identities) if i not in codes]
+                assert (result.customer_id is None) == (not kept)
                 for key in kept:
                     oracle.union(kept[0], key)
-                joined = oracle.members(kept[0])
-                for i in dropped:
-                    assert conflicts(joined | oracle.members(identities[i])), "unjustified drop"
+                joined = oracle.members(kept[0]) if kept else set()
+                for i, code in codes.items():
+                    other = oracle.members(identities[i])
+                    if code == "MERGE_CONFLICT":
+                        assert conflicts(joined | other), "unjustified drop"
+                    elif identities[i] not in shared:
+                        assert overshares(joined, other), "unjustified shared identifier"
+                        shared.add(identities[i])
         held = await owners(db)
         system: dict[object, set[tuple[str, str]]] = {}
         for key, customer in held.items():

@@ -1,5 +1,6 @@
-"""mergeCustomers, unmerge and setStage run what follows a write (domain.cascade): right after
-each, the profiles' stage, materialized segments, RULE tags and metrics follow their data."""
+"""mergeCustomers, unmerge, the merges identify makes and setStage run what follows a write
+(domain.cascade): right after each, the profiles' stage, materialized segments, RULE tags and
+metrics follow their data."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from domain.tags import TagSpec
 from store.db import Database
 from store.models import Customer, SegmentMembership, TagAssignment, TagDefinition
 from store.types import utcnow
+from tests.integration.identity_helpers import ident
 from tests.integration.lifecycle_helpers import T0, Shopper
 
 BOUGHT = {"orders": {"measure": "COUNT", "op": "GTE", "value": 1}}
@@ -134,3 +136,32 @@ async def test_a_stage_set_by_hand_moves_segments_and_rule_tags_that_read_it_at_
         "members": {a},
         "holders": {a},
     }
+
+
+async def test_the_merge_identify_makes_leaves_stage_segments_rule_tags_and_metrics_right(
+    db,
+) -> None:
+    ann, bob = Shopper(db, "ann@x.com"), Shopper(db, "bob@x.com")
+    await ann.buys(lately())
+    await bob.views(lately() + 1, "page_view")
+    await ident(db, ("email", "bob@x.com"), ("phone", "13900139000"))
+    a, b = await ann.id(), await bob.id()
+    buyers = await segments.define_segment(
+        db, segments.SegmentDraft("buyers", "Buyers", None, BOUGHT, materialized=True)
+    )
+    await tags.define_tag(db, TagSpec(key="buyer", name="Buyer", kind="RULE", condition=BOUGHT))
+    assert await derived(db, buyers.id) == {
+        "stages": {a: "purchase", b: "awareness"},
+        "members": {a},
+        "holders": {a},
+    }
+
+    # Ann's email with Bob's phone: identify merges Ann into Bob (a phone outranks an email).
+    joined = await ident(db, ("email", "ann@x.com"), ("phone", "13900139000"))
+    assert joined.customer_id == b and len(joined.merge_ids) == 1
+    assert await derived(db, buyers.id) == {
+        "stages": {b: "purchase"},
+        "members": {b},
+        "holders": {b},
+    }
+    assert await orders_of(db, b, a) == [1, 0]

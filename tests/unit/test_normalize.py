@@ -89,3 +89,147 @@ def test_email_fast_path_agrees_with_email_validator(
     except EmailNotValidError as error:
         raise AssertionError(f"fast path accepted {address!r}: {error}") from None
     assert fast == slow
+
+
+# --- the email fast path's edges, and what it leaves to email-validator -----------------------
+
+LABEL_63 = "d" * 63
+
+
+def test_the_fast_path_takes_a_local_part_of_64_and_leaves_65_to_the_validator() -> None:
+    assert _plain_email(f"{'a' * 64}@x.com") == f"{'a' * 64}@x.com"
+    longer = f"{'A' * 65}@x.com"
+    assert _plain_email(longer) is None
+    slow = validate_email(longer, check_deliverability=False).normalized.lower()
+    assert normalize("email", longer, region="CN") == slow
+
+
+def test_the_fast_path_takes_an_address_of_254_and_leaves_255_to_the_validator() -> None:
+    domain = f"{LABEL_63}.{LABEL_63}.{LABEL_63}.cn"
+    longest = f"{'a' * (253 - len(domain))}@{domain}"
+    assert len(longest) == 254 and _plain_email(longest) == longest
+    too_long = f"a{longest}"
+    assert len(too_long) == 255 and _plain_email(too_long) is None
+    with pytest.raises(InvalidInput) as refused:
+        normalize("email", too_long, region="CN")
+    assert refused.value.code == "INVALID_IDENTITY"
+
+
+def test_the_fast_path_refuses_a_domain_over_253() -> None:
+    domain = f"{LABEL_63}.{LABEL_63}.{LABEL_63}.{'e' * 58}.com"
+    assert len(domain) == 254
+    assert _plain_email(f"a@{domain}") is None
+
+
+def test_the_fast_path_lowercases_and_leaves_special_use_domains_to_the_validator() -> None:
+    assert _plain_email("Ann.Li@Shop.CN") == "ann.li@shop.cn"
+    assert _plain_email("ann@shop.test") is None
+    assert _plain_email("ann@shop.Local") is None
+    assert _plain_email("ann@shop-.cn") is None
+    assert _plain_email("ann@x--y.cn") is None
+    assert _plain_email("ann@shop.c0m") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("用户@例子.中国", "用户@例子.中国"),
+        ("JOSÉ@Example.com", "josé@example.com"),
+        ("ann@BÜCHER.de", "ann@bücher.de"),
+    ],
+)
+def test_international_addresses_go_through_email_validator(raw: str, expected: str) -> None:
+    assert _plain_email(raw) is None
+    assert normalize("email", raw, region="CN") == expected
+
+
+def test_an_address_email_validator_refuses_says_why() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalize("email", "ann@shop.test", region="CN")
+    assert refused.value.code == "INVALID_IDENTITY"
+    assert refused.value.message.startswith("not an email address: ")
+
+
+# --- refusals: their codes and messages ----------------------------------------------------------
+
+
+def test_a_value_of_512_characters_is_accepted_and_513_is_not() -> None:
+    assert normalize("exact", "x" * 512, region="CN") == "x" * 512
+    with pytest.raises(InvalidInput) as refused:
+        normalize("exact", "x" * 513, region="CN")
+    assert refused.value.code == "INVALID_IDENTITY"
+    assert refused.value.message == "an identity is at most 512 characters"
+
+
+def test_a_value_that_grows_past_512_when_lowercased_is_refused() -> None:
+    assert len(normalize("lowercase", "İ" * 256, region="CN")) == 512
+    with pytest.raises(InvalidInput) as refused:
+        normalize("lowercase", "İ" * 257, region="CN")
+    assert refused.value.code == "INVALID_IDENTITY"
+    assert refused.value.message == "an identity is at most 512 characters once normalized"
+
+
+def test_unstorable_text_is_invalid() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalize("exact", "ab\x00c", region="CN")
+    assert refused.value.code == "INVALID_IDENTITY"
+    assert refused.value.message == "an identity may not hold U+0000 or a lone surrogate"
+
+
+@pytest.mark.parametrize(
+    "raw", ["", " ", "NULL", "None", "nil", "n/a", "Unknown", "0", "00-00", "-"]
+)
+def test_universal_placeholders_are_blocked_for_every_type(raw: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalize("exact", raw, region="CN")
+    assert refused.value.code == "BLOCKED_IDENTITY"
+    assert refused.value.message == f"{raw!r} is a placeholder, not an identity"
+
+
+def test_zeros_and_dashes_only_in_the_whole_value() -> None:
+    assert normalize("exact", "0-1", region="CN") == "0-1"
+    assert normalize("exact", "a-0", region="CN") == "a-0"
+
+
+def test_a_blocked_value_is_compared_once_normalized() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalize("email", " Test@Test.com ", region="CN", blocked_values={"test@test.com"})
+    assert refused.value.code == "BLOCKED_IDENTITY"
+    assert refused.value.message == "'test@test.com' is blocked for this identity type"
+
+
+def test_placeholder_patterns_match_the_whole_normalized_value_in_any_case() -> None:
+    patterns = ["null@.*", r"card-0+"]
+    for raw in ("NULL@null.com", "Null@Shop.cn"):
+        with pytest.raises(InvalidInput) as refused:
+            normalize("email", raw, region="CN", placeholders=patterns)
+        assert refused.value.code == "BLOCKED_IDENTITY"
+        assert refused.value.message.endswith("is a placeholder for this identity type")
+    assert normalize("email", "nullah@shop.cn", region="CN", placeholders=patterns)
+    assert normalize("exact", "my-card-000", region="CN", placeholders=patterns) == "my-card-000"
+    with pytest.raises(InvalidInput):
+        normalize("exact", "CARD-000", region="CN", placeholders=patterns)
+
+
+def test_a_phone_of_one_repeated_digit_is_blocked_and_an_impossible_one_invalid() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalize("phone", "+86 3333 3333 333", region="CN")
+    assert refused.value.code == "BLOCKED_IDENTITY"
+    assert refused.value.message == "a phone number made of one repeated digit is a placeholder"
+    with pytest.raises(InvalidInput) as refused:
+        normalize("phone", "+86 100 0000", region="CN")
+    assert refused.value.code == "INVALID_IDENTITY"
+    assert refused.value.message == "not a possible phone number for its country"
+
+
+def test_an_unparseable_phone_says_why() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalize("phone", "call me", region="CN")
+    assert refused.value.message.startswith("not a phone number: ")
+
+
+def test_codes_of_the_two_refusal_kinds() -> None:
+    from domain.identity.normalize import blocked, invalid
+
+    assert (invalid("x").code, invalid("x").message) == ("INVALID_IDENTITY", "x")
+    assert (blocked("y").code, blocked("y").message) == ("BLOCKED_IDENTITY", "y")
