@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from domain.identity.traits import ProfileValues, Traits, display_name_of
+from domain.identity.traits import ProfileValues, Survivorship, Traits, display_name_of
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
+RULES = Survivorship()
 
 
 def test_chinese_names_are_family_name_first_without_a_space() -> None:
@@ -22,25 +23,25 @@ def test_other_names_are_first_name_then_last_name() -> None:
 
 def test_a_derived_name_follows_the_names_until_someone_sets_one() -> None:
     values = ProfileValues({}, {}, {})
-    assert values.apply(Traits({"first_name": "Ann", "last_name": "Lee"}), AT)
+    assert values.apply(Traits({"first_name": "Ann", "last_name": "Lee"}), AT, "api", RULES)
     assert values.fields["display_name"] == "Ann Lee"
-    values.apply(Traits({"last_name": "Wong"}), AT.replace(day=2))
+    values.apply(Traits({"last_name": "Wong"}), AT.replace(day=2), "api", RULES)
     assert values.fields["display_name"] == "Ann Wong"
-    values.apply(Traits({"display_name": "Annie"}), AT.replace(day=3))
-    values.apply(Traits({"first_name": "Anne"}), AT.replace(day=4))
+    values.apply(Traits({"display_name": "Annie"}), AT.replace(day=3), "api", RULES)
+    values.apply(Traits({"first_name": "Anne"}), AT.replace(day=4), "api", RULES)
     assert values.fields["display_name"] == "Annie"
 
 
 def test_a_display_name_stored_without_a_time_is_left_alone() -> None:
     values = ProfileValues({"display_name": "Legacy", "first_name": "Ann"}, {}, {})
-    values.apply(Traits({"last_name": "Lee"}), AT)
+    values.apply(Traits({"last_name": "Lee"}), AT, "api", RULES)
     assert values.fields["display_name"] == "Legacy"
 
 
 def test_a_merge_derives_the_name_from_the_surviving_names() -> None:
     survivor = ProfileValues({}, {}, {})
-    survivor.apply(Traits({"first_name": "小明"}), AT)
+    survivor.apply(Traits({"first_name": "小明"}), AT, "api", RULES)
     loser = ProfileValues({}, {}, {})
-    loser.apply(Traits({"last_name": "王"}), AT)
-    survivor.absorb(loser)
+    loser.apply(Traits({"last_name": "王"}), AT, "api", RULES)
+    survivor.absorb(loser, RULES)
     assert survivor.fields["display_name"] == "王小明"

@@ -195,7 +195,7 @@ def test_apply_offers_fields_and_attributes_and_says_whether_anything_changed() 
     profile.times["city"] = T2.isoformat()
     traits = Traits({"first_name": "Ann", "city": "北京"}, {"tier": "gold"})
     assert profile.apply(traits, T1, "crm", Survivorship()) is True
-    assert profile.fields == {"city": "上海", "first_name": "Ann"}
+    assert profile.fields == {"city": "上海", "first_name": "Ann", "display_name": "Ann"}
     assert profile.attributes == {"tier": "gold"}
     assert profile.sources == {"first_name": "crm", "attributes.tier": "crm"}
     assert profile.apply(Traits({"city": "北京"}, {}), T1, "crm", Survivorship()) is False
@@ -298,7 +298,12 @@ def survivor_and_loser() -> tuple[ProfileValues, ProfileValues]:
 def test_a_merge_by_default_takes_the_later_values_with_their_times_and_sources() -> None:
     survivor, loser = survivor_and_loser()
     survivor.absorb(loser, Survivorship())
-    assert survivor.fields == {"first_name": "Bobby", "city": "北京", "last_name": "Wu"}
+    assert survivor.fields == {
+        "first_name": "Bobby",
+        "city": "北京",
+        "last_name": "Wu",
+        "display_name": "Bobby Wu",  # derived from the names that survived
+    }
     assert survivor.attributes == {"tier": "silver", "vip": True, "note": "hi"}
     assert survivor.times["last_name"] == LATE and survivor.sources["last_name"] == "web"
     assert survivor.sources["attributes.tier"] == "web"
@@ -308,7 +313,12 @@ def test_a_merge_by_default_takes_the_later_values_with_their_times_and_sources(
 def test_survivor_rule_on_merge_keeps_the_survivors_values_and_fills_its_gaps() -> None:
     survivor, loser = survivor_and_loser()
     survivor.absorb(loser, Survivorship(default=Rule.SURVIVOR))
-    assert survivor.fields == {"first_name": "Ann", "city": "上海", "last_name": "Wu"}
+    assert survivor.fields == {
+        "first_name": "Ann",
+        "city": "上海",
+        "last_name": "Wu",
+        "display_name": "Ann Wu",
+    }
     assert survivor.attributes == {"tier": "gold", "vip": True, "note": "hi"}
 
 
