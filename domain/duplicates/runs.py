@@ -37,6 +37,8 @@ Progress = Callable[[int, int | None], None]
 _READ_CHUNK = 20_000
 # Changed profiles per incremental batch of the periodic scan.
 SCAN_BATCH = 500
+# Pairs stored per statement (bound parameters stay far under PostgreSQL's limit).
+_SAVE_CHUNK = 1000
 
 
 class DuplicateSettings(Protocol):
@@ -82,11 +84,18 @@ async def _scan(session: AsyncSession) -> DuplicateScan:
 
 
 async def _save(session: AsyncSession, pairs: Sequence[ScoredPair]) -> int:
-    """Store the pairs as OPEN suggestions (re-scored when already open; a decided pair keeps
-    its decision). Pairs whose profiles are no longer both live are dropped."""
-    if not pairs:
-        return 0
-    ids = {uuid.UUID(i) for pair in pairs for i in (pair.left, pair.right)}
+    """Store the pairs as OPEN suggestions (re-scored when already open), in chunks; a decided
+    pair keeps its decision, and a pair whose profiles are not both live is left out. The
+    number of pairs stored."""
+    stored = 0
+    for start in range(0, len(pairs), _SAVE_CHUNK):
+        stored += await _save_chunk(session, pairs[start : start + _SAVE_CHUNK])
+    return stored
+
+
+async def _save_chunk(session: AsyncSession, pairs: Sequence[ScoredPair]) -> int:
+    keyed = [(uuid.UUID(pair.left), uuid.UUID(pair.right), pair) for pair in pairs]
+    ids = {i for a, b, _ in keyed for i in (a, b)}
     live = set(
         (
             await session.scalars(
@@ -94,12 +103,19 @@ async def _save(session: AsyncSession, pairs: Sequence[ScoredPair]) -> int:
             )
         ).all()
     )
+    decided = await session.execute(
+        select(DuplicateSuggestion.customer_a_id, DuplicateSuggestion.customer_b_id).where(
+            DuplicateSuggestion.customer_a_id.in_({a for a, _, _ in keyed}),
+            DuplicateSuggestion.status != "OPEN",
+        )
+    )
+    left_out = {(a, b) for a, b in decided.all()}
     now = utcnow()
     rows = [
         {
             "id": uuid.uuid4(),
-            "customer_a_id": uuid.UUID(pair.left),
-            "customer_b_id": uuid.UUID(pair.right),
+            "customer_a_id": a,
+            "customer_b_id": b,
             "score": pair.score,
             "evidence": [
                 {"field": e.field, "comparison": e.comparison, "weight": e.weight}
@@ -108,19 +124,18 @@ async def _save(session: AsyncSession, pairs: Sequence[ScoredPair]) -> int:
             "status": "OPEN",
             "created_at": now,
         }
-        for pair in pairs
-        if uuid.UUID(pair.left) in live and uuid.UUID(pair.right) in live
+        for a, b, pair in keyed
+        if a in live and b in live and (a, b) not in left_out
     ]
     table = DuplicateSuggestion.__table__
-    for start in range(0, len(rows), 1000):
-        await upsert_unless(
-            session,
-            table,  # type: ignore[arg-type]
-            rows[start : start + 1000],
-            keys=("customer_a_id", "customer_b_id"),
-            update=("score", "evidence"),
-            only_where=table.c.status == "OPEN",  # type: ignore[attr-defined]
-        )
+    await upsert_unless(
+        session,
+        table,  # type: ignore[arg-type]
+        rows,
+        keys=("customer_a_id", "customer_b_id"),
+        update=("score", "evidence"),
+        only_where=table.c.status == "OPEN",  # type: ignore[attr-defined]
+    )
     return len(rows)
 
 

@@ -148,9 +148,7 @@ async def test_the_incremental_scan_blocks_a_new_profile_against_the_stored_ones
     assert (again.profiles, again.suggested) == (0, 0)
 
 
-async def test_a_large_enough_population_trains_the_model(
-    db: Database, settings: Settings
-) -> None:
+async def test_a_large_enough_population_trains_the_model(db: Database, settings: Settings) -> None:
     people = population(1200, seed=3)
     rows: list[dict[str, Any]] = [
         {
@@ -177,7 +175,9 @@ async def test_a_large_enough_population_trains_the_model(
         open_pairs = await session.scalar(select(func.count()).select_from(DuplicateSuggestion))
     assert scan is not None and scan.model is not None and scan.trained_profiles == len(people)
     email = next(c for c in scan.model["comparisons"] if c["output_column_name"] == "email_local")
-    exact = next(level for level in email["comparison_levels"] if level.get("label_for_charts") == "exact")
+    exact = next(
+        level for level in email["comparison_levels"] if level.get("label_for_charts") == "exact"
+    )
     assert exact["u_probability"] != 0.0005  # estimated by sampling, not the starting value
     truth: dict[uuid.UUID, int] = {p.customer_id: p.person for p in people}
     page, _ = await suggestions.list_suggestions(db, PageRequest(first=200), SuggestionFilter())
