@@ -15,6 +15,7 @@ import string
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 from pypinyin import lazy_pinyin
 
@@ -54,6 +55,7 @@ class Shares:
     kiosk_groups: int = 20  # shops whose kiosk saw 30 strangers each
 
 
+@lru_cache(maxsize=1 << 16)
 def _pinyin(text: str) -> str:
     return "".join(lazy_pinyin(text))
 

@@ -11,6 +11,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date
 
 from pypinyin import lazy_pinyin
@@ -46,6 +47,7 @@ class ProfileFields:
     city: str | None
 
 
+@lru_cache(maxsize=1 << 16)  # names and cities repeat: a million profiles hold few thousand
 def romanized(text: str | None) -> str | None:
     """Lowercase ASCII letters of `text`, Chinese characters spelled in toneless pinyin and
     accents dropped: "张伟", "Zhang Wei" and "zhāng wěi" all give "zhangwei"."""
