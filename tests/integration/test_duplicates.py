@@ -4,6 +4,8 @@ profile, and a model estimated from the population."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import date
 from typing import Any
@@ -15,6 +17,7 @@ from domain.duplicates import runs, suggestions
 from domain.duplicates.suggestions import SuggestionFilter
 from domain.errors import InvalidInput
 from domain.pagination import PageRequest
+from service.periodic import scan_duplicates_every
 from service.settings import Settings
 from store.db import Database
 from store.models import Customer, DuplicateScan, DuplicateSuggestion, MergeRecord
@@ -183,3 +186,22 @@ async def test_a_large_enough_population_trains_the_model(db: Database, settings
     page, _ = await suggestions.list_suggestions(db, PageRequest(first=200), SuggestionFilter())
     right = sum(truth[a] == truth[b] for a, b in (s.customer_ids for s in page.items))
     assert open_pairs and right / len(page.items) >= 0.9
+
+
+async def test_serve_scans_changed_profiles_in_the_background(
+    db: Database, settings: Settings
+) -> None:
+    await make_customer(db, **ZHANG)
+    await make_customer(db, **WEI_ZHANG)
+    often = settings.model_copy(update={"duplicate_scan_interval_seconds": 0.2})
+    task = asyncio.create_task(scan_duplicates_every(db, often))
+    try:
+        for _ in range(1000):  # polls the task's effect; it sleeps 0.2 s between scans
+            await asyncio.sleep(0.01)
+            if await _open(db):
+                break
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert len(await _open(db)) == 1
