@@ -11,8 +11,8 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date
+from functools import lru_cache
 
 from pypinyin import lazy_pinyin
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from bench.duplicates_population import population
+from domain.access.erasure import erase_customer
 from domain.duplicates import runs, suggestions
 from domain.duplicates.suggestions import SuggestionFilter
 from domain.errors import InvalidInput
@@ -20,7 +21,13 @@ from domain.pagination import PageRequest
 from service.periodic import scan_duplicates_every
 from service.settings import Settings
 from store.db import Database
-from store.models import Customer, DuplicateScan, DuplicateSuggestion, MergeRecord
+from store.models import (
+    Customer,
+    DuplicateProfile,
+    DuplicateScan,
+    DuplicateSuggestion,
+    MergeRecord,
+)
 from tests.builders import make_customer
 
 ZHANG = {
@@ -205,3 +212,13 @@ async def test_serve_scans_changed_profiles_in_the_background(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert len(await _open(db)) == 1
+
+
+async def test_erasure_removes_the_compared_features(db: Database, settings: Settings) -> None:
+    erased = await make_customer(db, **ZHANG)
+    kept = await make_customer(db, **OTHER_ZHANG)
+    await runs.find_all(db, settings)
+    await erase_customer(db, erased, "admin:ops", settings.erasure_salt)
+    async with db.read() as session:
+        left = (await session.scalars(select(DuplicateProfile.customer_id))).all()
+    assert left == [kept]
