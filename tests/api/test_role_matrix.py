@@ -55,6 +55,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "auditLog": ADMIN,
     "exportCustomer": ADMIN,
     "piiAttributes": ADMIN,
+    "duplicateSuggestions": ADMIN,
     # Mutation
     "identify": INGEST,
     "identifyBatch": INGEST,
@@ -67,6 +68,9 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "updateCustomer": EDITORS,
     "setStage": EDITORS,
     "defineIdentityType": ADMIN,
+    "findDuplicates": ADMIN,
+    "acceptDuplicate": ADMIN,
+    "rejectDuplicate": ADMIN,
     "defineTag": ADMIN,
     "updateTag": ADMIN,
     "archiveTag": ADMIN,
