@@ -99,10 +99,8 @@ _EM_PAIRS = 1e6
 # The EM sessions: each estimates m for every field its blocking rule does not use.
 _EM_RULES = (("email_local",), ("first_name", "last_name", "birthday"))
 
-# Splink warns of levels a population never shows (an exact phone: no two live profiles share
-# one); the starting value stands for them, which is what we want, so no warning is printed.
-for _name in ("splink", "duckdb"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
+# The untrained model's prior that two random profiles are one person (training estimates it).
+_PRIOR = 1e-5
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +146,14 @@ def _comparison(column: str) -> dict[str, Any]:
     }
 
 
-def starting_settings(prior: float = 1e-5) -> dict[str, Any]:
+def starting_settings() -> dict[str, Any]:
     """The untrained model: what is compared, how pairs are blocked, the starting values."""
     creator = SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="customer_id",
         comparisons=[_comparison(column) for column in _LEVELS],
         blocking_rules_to_generate_predictions=[block_on(*key) for key in BLOCKING_KEYS],
-        probability_two_random_records_match=prior,
+        probability_two_random_records_match=_PRIOR,
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=True,
     )
@@ -173,6 +171,9 @@ def _linker(api: DuckDBAPI, rows: Sequence[dict[str, Any]], settings: dict[str, 
 
 
 def _api() -> DuckDBAPI:
+    # Splink warns of levels a population never shows (an exact phone: no two live profiles
+    # share one); their starting values stand, which is what we want, so no warning is printed.
+    logging.getLogger("splink").setLevel(logging.ERROR)
     return DuckDBAPI(duckdb.connect(":memory:"))
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from api.ids import to_global_id
 from domain.access.keys import Role
+from domain.duplicates import runs
+from service.settings import Settings
 from tests.builders import make_customer
 from tests.conftest import Api
 from tests.integration.test_duplicates import OTHER_ZHANG, WEI_ZHANG, ZHANG
@@ -108,3 +110,20 @@ async def test_only_admins_see_or_decide_duplicates(api: Api, role: Role) -> Non
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
     still = (await api.query(LIST, {"status": "OPEN"}))["duplicateSuggestions"]
     assert still["totalCount"] == 1
+
+
+async def test_a_page_of_suggestions_costs_the_same_statements_whatever_its_size(
+    api: Api, settings: Settings
+) -> None:
+    for i in range(6):
+        await make_customer(api.db, **{**ZHANG, "email": f"zw{i}a@qq.com", "phone": None})
+        await make_customer(api.db, **{**WEI_ZHANG, "email": f"zw{i}b@qq.com", "phone": None})
+    everything = settings.model_copy(update={"duplicate_threshold": 0.0})
+    await runs.find_all(api.db, everything)
+    costs = {}
+    for size in (1, 6):
+        api.sql.reset()
+        page = (await api.query(LIST, {"first": size}))["duplicateSuggestions"]
+        assert len(page["edges"]) == size
+        costs[size] = api.sql.count
+    assert costs[1] == costs[6], api.sql.statements
