@@ -150,9 +150,17 @@ async def find_all(
         total = await session.scalar(
             select(func.count()).select_from(Customer).where(Customer.status == "ACTIVE")
         )
-        stream = await session.stream(_fields_query().execution_options(yield_per=_READ_CHUNK))
-        async for chunk in stream.partitions():
+        after: uuid.UUID | None = None
+        while True:
+            # Keyset chunks by id: one statement each, no server-side cursor to keep open.
+            query = _fields_query().order_by(Customer.id).limit(_READ_CHUNK)
+            if after is not None:
+                query = query.where(Customer.id > after)
+            chunk = (await session.execute(query)).all()
+            if not chunk:
+                break
             rows.extend(_row(values) for values in chunk)
+            after = chunk[-1][0]
             report(len(rows), total)
     minimum = settings.duplicate_min_training_profiles
     model = await asyncio.to_thread(match_model.train, rows, minimum)
