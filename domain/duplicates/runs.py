@@ -36,7 +36,7 @@ Progress = Callable[[int, int | None], None]
 # Profiles read from the database per round trip in a full run.
 _READ_CHUNK = 20_000
 # Changed profiles per incremental batch of the periodic scan.
-SCAN_BATCH = 500
+_SCAN_BATCH = 500
 # Pairs stored per statement (bound parameters stay far under PostgreSQL's limit).
 _SAVE_CHUNK = 1000
 
@@ -260,8 +260,8 @@ async def scan_changed(db: Database, settings: DuplicateSettings) -> FindResult:
     async with db.read() as session:
         changed = list((await session.scalars(select(Customer.id).where(changed_since))).all())
     total = FindResult(0, 0, 0, trained=False)
-    for start in range(0, len(changed), SCAN_BATCH):
-        part = await find_for(db, changed[start : start + SCAN_BATCH], settings)
+    for start in range(0, len(changed), _SCAN_BATCH):
+        part = await find_for(db, changed[start : start + _SCAN_BATCH], settings)
         total = FindResult(
             total.profiles + part.profiles,
             total.candidates + part.candidates,
