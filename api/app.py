@@ -29,7 +29,7 @@ from api.schema.root import build_schema
 from domain.access.keys import Principal
 from service.dispatcher import Dispatcher
 from service.logs import configure_logging
-from service.periodic import sweep_lifecycle_every, sweep_tags_every
+from service.periodic import scan_duplicates_every, sweep_lifecycle_every, sweep_tags_every
 from service.settings import Settings
 from service.tracing import tracer_provider
 from store.db import Database
@@ -75,7 +75,16 @@ def create_app(
             tag_sweeper = asyncio.create_task(
                 sweep_tags_every(state.db, every), name="c360-tag-sweep"
             )
+        duplicate_scanner = None
+        if settings.duplicate_scan_interval_seconds > 0:
+            duplicate_scanner = asyncio.create_task(
+                scan_duplicates_every(state.db, settings), name="c360-duplicate-scan"
+            )
         yield
+        if duplicate_scanner is not None:
+            duplicate_scanner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await duplicate_scanner
         if tag_sweeper is not None:
             tag_sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

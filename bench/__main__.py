@@ -9,6 +9,7 @@ from bench import (
     activity,
     changes,
     costs,
+    duplicates,
     fuzz,
     identify,
     identity_truth,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "insights": insights.main,
     "tags": tags.main,
     "costs": costs.main,
+    "duplicates": duplicates.main,
 }
 
 

@@ -233,6 +233,44 @@ def sweep_tags(json_output: JsonOption = False) -> None:
     )
 
 
+@app.command("find-duplicates")
+def find_duplicates(json_output: JsonOption = False) -> None:
+    """Estimate the match model on every live profile and suggest the probable duplicates
+    (pairs at or over duplicate_threshold); `serve` scans changed profiles on its own every
+    duplicate_scan_interval_seconds. Decided pairs keep their decision."""
+    from domain.duplicates.runs import FindResult
+    from domain.duplicates.runs import find_all as find_all_duplicates
+
+    settings = resolve_settings()
+    started = time.perf_counter()
+
+    async def work(db: Database) -> FindResult:
+        with progress_bar("reading profiles", enabled=not json_output) as update:
+            return await find_all_duplicates(db, settings, progress=update)
+
+    result = with_database(work, settings)
+    figures = {
+        "profiles": result.profiles,
+        "suggested": result.suggested,
+        "trained": result.trained,
+        "threshold": settings.duplicate_threshold,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if json_output:
+        print_json(figures)
+        return
+    summary(
+        "probable duplicates",
+        {
+            "live profiles compared": result.profiles,
+            "pairs suggested": result.suggested,
+            "model": "estimated from them" if result.trained else "starting values (too few)",
+            "threshold": settings.duplicate_threshold,
+            "seconds": figures["seconds"],
+        },
+    )
+
+
 @lifecycle.command("preset")
 def lifecycle_preset(
     name: Annotated[str, typer.Argument(help="funnel or clm.")],

@@ -21,6 +21,8 @@
     │   ├── codes of tags: UNKNOWN_TAG, INVALID_TAG_VALUE, TAG_IN_USE, TAG_ARCHIVED,
     │   │   TOO_MANY_CUSTOMERS (over 10,000 listed: tag a segment instead), RULE_TAG_READ_ONLY
     │   │   (tagging a RULE tag by hand), TAG_CYCLE (a RULE tag's condition reading the tag)
+    │   ├── codes of probable duplicates: ALREADY_DECIDED (accepting or rejecting a
+    │   │   suggestion that was already accepted or rejected)
     │   └── PAGE_SIZE_EXCEEDED, INVALID_CURSOR, BATCH_TOO_LARGE
     └── Forbidden               FORBIDDEN: the caller's role may not do this
 

@@ -1,4 +1,5 @@
-"""Background jobs of `serve` (the lifecycle sweep, the tag sweep): run one every so often.
+"""Background jobs of `serve` (the lifecycle sweep, the tag sweep, the duplicate scan): run one
+every so often.
 
 A job is never stopped midway: cancelling the task (the server shutting down) waits for the
 run in hand to finish, so its transaction commits or rolls back instead of being abandoned
@@ -13,11 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import astuple
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from domain.duplicates import runs as duplicate_runs
 from domain.lifecycle import rules as lifecycle_rules
 from domain.tagging import bulk as tag_bulk
 from store.db import Database
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 T = TypeVar("T")
 
@@ -71,3 +76,20 @@ async def sweep_tags_every(db: Database, seconds: float) -> None:
         )
 
     await run_every(seconds, partial(tag_bulk.sweep, db), report, log, "tag sweep")
+
+
+async def scan_duplicates_every(db: Database, settings: Settings) -> None:
+    """The incremental duplicate scan of changed profiles every so often, until cancelled:
+    suggestions follow writes without slowing them (a background task of `serve`)."""
+
+    def report(result: duplicate_runs.FindResult) -> None:
+        if result.profiles:
+            log.info(
+                "duplicate scan: %s changed profiles, %s candidates, %s suggested",
+                result.profiles,
+                result.candidates,
+                result.suggested,
+            )
+
+    job = partial(duplicate_runs.scan_changed, db, settings)
+    await run_every(settings.duplicate_scan_interval_seconds, job, report, log, "duplicate scan")

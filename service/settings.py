@@ -132,3 +132,15 @@ class Settings(BaseSettings):
         description="OpenTelemetry spans per operation and per SQL statement; `otlp` sends them "
         "over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the exporter's own variables apply).",
     )
+    # Probable duplicates (domain/duplicates/): suggested at or over the threshold; 0: no scan.
+    duplicate_threshold: float = Field(
+        default=0.95, ge=0, le=1, description="Match probability from which a pair is suggested."
+    )
+    duplicate_min_training_profiles: int = Field(
+        default=1000,
+        ge=2,
+        description="Live profiles needed to estimate the match model (fewer: its start values).",
+    )
+    duplicate_scan_interval_seconds: float = Field(
+        default=60.0, description="How often `serve` scans changed profiles for duplicates."
+    )

@@ -22,6 +22,7 @@ from api.schema.activity_ops import ActivityMutations
 from api.schema.change_ops import ChangeMutations, ChangeQueries, ChangeSubscriptions
 from api.schema.customer_ops import CustomerMutations, CustomerQueries
 from api.schema.customers import Customer, MergeRecord
+from api.schema.duplicate_ops import DuplicateMutations, DuplicateQueries
 from api.schema.identity_ops import IdentityMutations, IdentityQueries
 from api.schema.lifecycle_ops import LifecycleMutations, LifecycleQueries
 from api.schema.privacy_ops import PrivacyMutations, PrivacyQueries
@@ -42,6 +43,7 @@ Query = merge_types(
         SegmentQueries,
         AccessQueries,
         PrivacyQueries,
+        DuplicateQueries,
     ),
 )
 Mutation = merge_types(
@@ -56,6 +58,7 @@ Mutation = merge_types(
         LifecycleMutations,
         AccessMutations,
         PrivacyMutations,
+        DuplicateMutations,
     ),
 )
 Subscription = merge_types("Subscription", (ChangeSubscriptions,))

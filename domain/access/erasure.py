@@ -2,7 +2,8 @@
 
 `erase_customer` removes what identifies the person and keeps what only counts:
 - cleared: names, email, phone, birthday, custom attributes; every identity value; event
-  properties; the same on every profile merged into theirs;
+  properties; the features duplicate detection compares (domain.duplicates); the same on
+  every profile merged into theirs;
 - cleared or redacted wherever they were copied (domain.access.erasure_scrub): values of TEXT and
   PII tags (assignments and history), the undo snapshots and reasons of merges that involve the
   profiles, stage reasons, change-event payloads, webhook delivery errors, audit details,
@@ -41,6 +42,7 @@ from domain.profile import merged_family, resolve_live_id
 from store.db import Database
 from store.models import (
     Customer,
+    DuplicateProfile,
     ErasedIdentity,
     Event,
     Identity,
@@ -100,6 +102,9 @@ async def _keep_hashes(session: AsyncSession, profiles: list[uuid.UUID], salt: s
 
 async def _clear(session: AsyncSession, profiles: list[uuid.UUID]) -> None:
     await session.execute(delete(Identity).where(Identity.customer_id.in_(profiles)))
+    await session.execute(
+        delete(DuplicateProfile).where(DuplicateProfile.customer_id.in_(profiles))
+    )
     await session.execute(
         update(Customer)
         .where(Customer.id.in_(profiles))

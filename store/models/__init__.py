@@ -4,6 +4,7 @@ from store.models.access import ApiKey, AuditCustomer, AuditEntry, OutboxEvent
 from store.models.activity import CustomerChannel, CustomerMetrics, Event, Order
 from store.models.base import Base
 from store.models.customers import Customer, MergeRecord, SourceTrust, SurvivorshipRule
+from store.models.duplicates import DuplicateProfile, DuplicateScan, DuplicateSuggestion
 from store.models.identities import ErasedIdentity, IdempotencyKey, Identity, IdentityType
 from store.models.lifecycle import LifecycleEdge, LifecycleRule, LifecycleStage, StageTransition
 from store.models.privacy import PiiAttribute
@@ -19,6 +20,9 @@ __all__ = [
     "Customer",
     "CustomerChannel",
     "CustomerMetrics",
+    "DuplicateProfile",
+    "DuplicateScan",
+    "DuplicateSuggestion",
     "ErasedIdentity",
     "Event",
     "IdempotencyKey",

@@ -50,6 +50,8 @@ class Customer(Base):
         Index("ix_customers_status_display_name", "status", "display_name", "id"),
         Index("ix_customers_status_stage_entered_at", "status", "stage_entered_at", "id"),
         Index("ix_customers_stage", "stage", "stage_entered_at"),
+        # The incremental duplicate scan reads the profiles changed since it last ran.
+        Index("ix_customers_updated_at", "updated_at"),
     )
 
 

@@ -58,6 +58,7 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "piiAttributes": ADMIN,
     "sharedIdentifiers": ADMIN,
     "survivorship": ADMIN,
+    "duplicateSuggestions": ADMIN,
     # Mutation
     "identify": INGEST,
     "identifyBatch": INGEST,
@@ -70,6 +71,9 @@ WHO_MAY: dict[str, frozenset[Role]] = {
     "updateCustomer": EDITORS,
     "setStage": EDITORS,
     "defineIdentityType": ADMIN,
+    "findDuplicates": ADMIN,
+    "acceptDuplicate": ADMIN,
+    "rejectDuplicate": ADMIN,
     "defineTag": ADMIN,
     "updateTag": ADMIN,
     "archiveTag": ADMIN,
