@@ -212,10 +212,9 @@ async def import_file(
     batch_size: int,
     rejects_path: Path,
     progress: Callable[[int, int | None], None] = lambda _done, _total: None,
-    loader: Loader | None = None,
 ) -> ImportResult:
-    """Import `source`; `loader` replaces the domain's entry point (tests inject faults)."""
-    load: Loader = loader or getattr(_Domain(settings), kind)
+    """Import `source`; `progress` hears (bytes read, file size) after every batch."""
+    load: Loader = getattr(_Domain(settings), kind)
     parse = item_parser(kind, file_format)
     read = read_csv if file_format == "csv" else read_jsonl
     total = source.stat().st_size
