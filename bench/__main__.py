@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import activity, changes, fuzz, identify, lifecycle, read, segments, tags
+from bench import activity, changes, fuzz, identify, importing, lifecycle, read, segments, tags
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "identify": identify.main,
@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "lifecycle": lifecycle.main,
     "segments": segments.main,
     "tags": tags.main,
+    "import": importing.main,
 }
 
 
