@@ -59,9 +59,12 @@ class ByteCounter:
         self.read = 0
 
     def lines(self, stream: BinaryIO) -> Iterator[str]:
+        """The file's lines as text: UTF-8, with a byte-order mark allowed before the first."""
+        encoding = "utf-8-sig"
         for raw in stream:
             self.read += len(raw)
-            yield raw.decode("utf-8-sig" if self.read == len(raw) else "utf-8")
+            yield raw.decode(encoding)
+            encoding = "utf-8"
 
 
 def format_of(path: Path, chosen: str | None) -> str:

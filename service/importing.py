@@ -17,7 +17,7 @@ and customers are found again by their identities.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -69,7 +69,7 @@ class _Tally:
     refused: dict[int, list[DomainError]] = field(default_factory=dict)
 
 
-Loader = Callable[[Database, Sequence[Any]], Any]
+Loader = Callable[[Database, Sequence[Any]], Awaitable[_Tally]]
 
 
 def _refusals(errors: Sequence[DomainError], name: str) -> dict[int, list[DomainError]]:
