@@ -18,6 +18,10 @@ from tests.integration.change_helpers import created, emit
 
 POLL_SECONDS = 60.0
 WAIT_SECONDS = 20.0  # a third of the poll interval: only a notification can be this quick
+TERMINATE_LISTENER = text(
+    """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+       WHERE datname = current_database() AND query LIKE 'LISTEN%c360_outbox%'"""
+)
 
 
 @pytest.fixture
@@ -44,6 +48,31 @@ async def test_a_commit_wakes_the_dispatcher_before_its_poll_interval(
                 got = ChangeRecord.from_json(await asyncio.wait_for(anext(feed), WAIT_SECONDS))
                 assert got.customer_id == customer
                 await asyncio.sleep(0.2)
+        finally:
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+
+
+async def test_a_lost_listening_connection_is_replaced(
+    postgresql: None, db: Database, settings: Settings
+) -> None:
+    broker = InProcessBroker()
+    slow = settings.model_copy(
+        update={"dispatch_interval_seconds": POLL_SECONDS, "trigger_interval_seconds": 3600}
+    )
+    dispatcher = Dispatcher(db, broker, slow)
+    async with broker.subscribe() as feed:
+        running = asyncio.create_task(dispatcher.run())
+        try:
+            await asyncio.wait_for(dispatcher.listening.wait(), WAIT_SECONDS)
+            async with db.write() as session:  # only this test database's listener
+                ended = await session.scalar(TERMINATE_LISTENER)
+            assert ended == 1
+            customer = uuid.uuid4()
+            await emit(db, created(customer))
+            got = ChangeRecord.from_json(await asyncio.wait_for(anext(feed), WAIT_SECONDS))
+            assert got.customer_id == customer
         finally:
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
