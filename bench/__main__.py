@@ -13,6 +13,7 @@ from bench import (
     fuzz,
     identify,
     identity_truth,
+    importing,
     insights,
     lifecycle,
     read,
@@ -33,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "tags": tags.main,
     "costs": costs.main,
     "duplicates": duplicates.main,
+    "import": importing.main,
 }
 
 

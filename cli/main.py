@@ -18,6 +18,7 @@ import uvicorn
 from cli.database import State, console, fail, friendly_errors, migrate_database, resolve_settings
 from cli.database import run as with_database
 from cli.database import safe_url as _safe_url
+from cli.importing import import_command
 from cli.output import JsonOption, print_json, progress_bar, summary
 from cli.serving import demo_admin_key, demo_key_file, ensure_port_free, metrics_shared_across
 from domain.access.keys import (
@@ -43,6 +44,7 @@ apikey = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=T
 app.add_typer(apikey, name="apikey")
 lifecycle = typer.Typer(help="The lifecycle model.", no_args_is_help=True)
 app.add_typer(lifecycle, name="lifecycle")
+app.command("import")(import_command)
 
 
 @app.callback()

@@ -1,8 +1,11 @@
 """The dispatcher: a background task of every `serve` worker, or `c360 dispatch` on its own.
 
-Three loops, so that a slow webhook never holds up the live feed: the outbox (to subscribers
+Four loops, so that a slow webhook never holds up the live feed: the outbox (to subscribers
 and into webhook deliveries, `domain.delivery.dispatch`), due webhook deliveries
-(`domain.delivery.sending`), and the time-based triggers (`domain.delivery.triggers`). Any number of
+(`domain.delivery.sending`), the time-based triggers (`domain.delivery.triggers`), and the
+pruning of events done with (`domain.delivery.retention`). On PostgreSQL the outbox loop is
+woken by LISTEN/NOTIFY as soon as a change commits (`store.outbox_notify`), and polls every
+dispatch_interval_seconds only as the fallback; on SQLite polling is the only path. Any number of
 dispatchers may run against one database: claims never overlap (PostgreSQL) or are serialized
 (SQLite, one process). A loop that fails logs it and carries on after a pause.
 """
@@ -13,16 +16,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import httpx
 
 from domain.delivery.dispatch import dispatch_outbox
+from domain.delivery.retention import prune_outbox
 from domain.delivery.sending import DeliveryPolicy, deliver_due
 from domain.delivery.triggers import run_triggers
 from service.settings import Settings
 from store.db import Database
+from store.outbox_notify import listen_for_outbox
 from store.pubsub import Broker
 from store.types import utcnow
 
@@ -42,6 +47,8 @@ class Dispatcher:
         self.policy = DeliveryPolicy.of(settings)
         self._client: httpx.AsyncClient | None = None
         self._queued = asyncio.Event()
+        self._committed = asyncio.Event()  # set by outbox notifications (PostgreSQL)
+        self.listening = asyncio.Event()  # set while those notifications are heard
 
     async def __aenter__(self) -> Dispatcher:
         # A pool no larger than the requests in flight: httpcore's bookkeeping grows with it.
@@ -88,11 +95,20 @@ class Dispatcher:
         """Every time-based trigger; how many events they emitted."""
         return await run_triggers(self.db, self.settings, now or utcnow())
 
+    async def prune_once(self, now: datetime | None = None) -> int:
+        """One bounded batch of events done with before the retention; how many were pruned."""
+        retention = timedelta(days=self.settings.outbox_retention_days)
+        return await prune_outbox(self.db, retention=retention, now=now)
+
     async def run(self) -> None:
         """Until cancelled."""
         interval = self.settings.dispatch_interval_seconds
         async with self, asyncio.TaskGroup() as loops:
-            loops.create_task(_loop("outbox", self.dispatch_once, interval))
+            if self.db.dialect == "postgresql":
+                loops.create_task(
+                    listen_for_outbox(self.db.engine.url, self._committed, self.listening)
+                )
+            loops.create_task(_loop("outbox", self.dispatch_once, interval, wake=self._committed))
             loops.create_task(
                 _loop(
                     "webhooks",
@@ -109,6 +125,10 @@ class Dispatcher:
                     always_pause=True,
                 )
             )
+            if self.settings.outbox_prune_interval_seconds > 0:
+                loops.create_task(
+                    _loop("prune", self.prune_once, self.settings.outbox_prune_interval_seconds)
+                )
 
 
 async def _loop(

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
         description="Birthdays fall on this zone's date unless a customer's locale names one.",
     )
     inactive_days: int = 90
+    # The outbox (domain/delivery/retention.py): events done with are pruned, a batch at a time.
+    outbox_retention_days: float = Field(
+        default=7.0, gt=0, description="Days a delivered change event stays in the outbox."
+    )
+    outbox_prune_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="How often the dispatcher prunes the outbox; 0: off."
+    )
     cart_abandoned_hours: int = 24
     # Lifecycle (domain/lifecycle/rules.py): every rule over all profiles; 0 turns it off.
     lifecycle_sweep_interval_seconds: float = Field(

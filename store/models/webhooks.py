@@ -58,6 +58,7 @@ class WebhookDelivery(Base):
         UniqueConstraint("webhook_id", "outbox_id"),
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_webhook_id_customer_id", "webhook_id", "customer_id", "id"),
+        Index("ix_webhook_deliveries_outbox_id", "outbox_id"),  # pruning the outbox
     )
 
 

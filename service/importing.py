@@ -1,0 +1,238 @@
+"""`c360 import`: customers, events or orders from a CSV or JSONL file, through the same domain
+entry points as the API (identify_batch, track_events, record_orders), so identity resolution
+and the write cascade run exactly as for a mutation.
+
+It streams: records are read one at a time and loaded `batch_size` at a time, one transaction
+per batch (the domain's). A record the domain refuses goes to the reject file with its line,
+code, field path and message, and the rest of its batch still lands. A batch that fails as a
+whole (an error that is not a refusal of one item) rolls back, then is retried one record at a
+time, so only the records that fail alone are rejected. A database that cannot be reached
+stops the import instead: that is no fault of the rows.
+
+A re-run is idempotent: events are de-duplicated by their idempotency key (derived from line
+and content when the file has none, `service.import_rows`), orders by (source, externalId),
+and customers are found again by their identities.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from domain.access.erasure import ErasurePolicy
+from domain.activity import ingest
+from domain.errors import DomainError
+from domain.identity.linking import IdentifyInput, identify_batch
+from service.import_rows import ByteCounter, Item, Record, item_parser, read_csv, read_jsonl
+from service.settings import Settings
+from store.db import Database, is_unavailable
+
+ACTOR = "cli:import"
+ROW_FAILED = "ROW_FAILED"
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """What an import did; `loaded` counts new events and orders, or customers identified."""
+
+    kind: str
+    read: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    created: int = 0
+    rejected: int = 0
+    batches: int = 0
+    retried_batches: int = 0
+    rejects_path: str = ""
+    warnings: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    line: int
+    code: str
+    field: str
+    message: str
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One load of some records: the counts, and the refusals by position in the load."""
+
+    loaded: int = 0
+    duplicates: int = 0
+    created: int = 0
+    warnings: int = 0
+    refused: dict[int, list[DomainError]] = field(default_factory=dict)
+
+
+Loader = Callable[[Database, Sequence[Any]], Awaitable[_Tally]]
+
+
+def _refusals(errors: Sequence[DomainError], name: str) -> dict[int, list[DomainError]]:
+    """Errors of a batch (field `name.<index>.<path>`) by index, with the path made relative."""
+    out: dict[int, list[DomainError]] = {}
+    for error in errors:
+        index = int(error.field[1])
+        out.setdefault(index, []).append(
+            type(error)(error.message, field=error.field[2:], code=error.code)
+        )
+    return out
+
+
+class _Domain:
+    """The domain's entry point for each kind, with the settings the API would pass."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.region = settings.default_phone_region
+        self.rates = settings.currency_rates
+        self.erased = ErasurePolicy(settings.erasure_salt, settings.erased_reidentify == "allow")
+
+    async def customers(self, db: Database, items: Sequence[IdentifyInput]) -> _Tally:
+        results = await identify_batch(
+            db, items, region=self.region, actor=ACTOR, erased=self.erased
+        )
+        tally = _Tally()
+        for index, result in enumerate(results):
+            if result.customer_id is None:
+                tally.refused[index] = list(result.errors)
+                continue
+            tally.loaded += 1
+            tally.created += result.created
+            tally.warnings += len(result.errors)
+        return tally
+
+    async def events(self, db: Database, items: Sequence[ingest.EventItem]) -> _Tally:
+        outcome = await ingest.track_events(
+            db, items, region=self.region, actor=ACTOR, erased=self.erased
+        )
+        return _Tally(
+            outcome.accepted, outcome.duplicates, refused=_refusals(outcome.errors, "events")
+        )
+
+    async def orders(self, db: Database, items: Sequence[ingest.OrderItem]) -> _Tally:
+        outcome = await ingest.record_orders(
+            db, items, region=self.region, actor=ACTOR, rates=self.rates, erased=self.erased
+        )
+        return _Tally(
+            outcome.accepted, outcome.duplicates, refused=_refusals(outcome.errors, "orders")
+        )
+
+
+def default_rejects_path(source: Path) -> Path:
+    """Beside the input: `orders.csv` -> `orders.csv.rejects.jsonl`."""
+    return source.with_name(source.name + ".rejects.jsonl")
+
+
+class _Rejects:
+    """The reject file: one JSON object a line (line, code, field, message), in line order
+    within a batch."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.count = 0
+        self._pending: list[tuple[int, Sequence[DomainError]]] = []
+
+    def write(self, line: int, errors: Sequence[DomainError]) -> None:
+        self._pending.append((line, errors or [DomainError("refused", code=ROW_FAILED)]))
+
+    def flush(self) -> None:
+        for line, errors in sorted(self._pending, key=lambda pending: pending[0]):
+            for error in errors:
+                reject = Reject(line, error.code, ".".join(error.field), error.message)
+                self.stream.write(json.dumps(asdict(reject), ensure_ascii=False) + "\n")
+        self.count += len(self._pending)
+        self._pending.clear()
+
+
+def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _failure(error: Exception) -> DomainError:
+    if isinstance(error, DomainError):
+        return error
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return DomainError(f"{type(error).__name__}: {text[0] if text else ''}", code=ROW_FAILED)
+
+
+async def _load_batch(
+    db: Database,
+    load: Loader,
+    items: list[tuple[int, Item]],
+    result: ImportResult,
+    rejects: _Rejects,
+) -> None:
+    """One transaction for the batch; if it fails whole, one per record."""
+    if not items:
+        return
+    try:
+        tallies = [(items, await load(db, [item for _, item in items]))]
+    except Exception as error:
+        if is_unavailable(error):
+            raise
+        if len(items) == 1:
+            rejects.write(items[0][0], [_failure(error)])
+            return
+        result.retried_batches += 1
+        tallies = []
+        for single in items:
+            try:
+                tallies.append(([single], await load(db, [single[1]])))
+            except Exception as alone:
+                if is_unavailable(alone):
+                    raise
+                rejects.write(single[0], [_failure(alone)])
+    for loaded_items, tally in tallies:
+        result.loaded += tally.loaded
+        result.duplicates += tally.duplicates
+        result.created += tally.created
+        result.warnings += tally.warnings
+        for index, errors in sorted(tally.refused.items()):
+            rejects.write(loaded_items[index][0], errors)
+
+
+async def import_file(
+    db: Database,
+    settings: Settings,
+    *,
+    kind: str,
+    source: Path,
+    file_format: str,
+    batch_size: int,
+    rejects_path: Path,
+    progress: Callable[[int, int | None], None] = lambda _done, _total: None,
+) -> ImportResult:
+    """Import `source`; `progress` hears (bytes read, file size) after every batch."""
+    load: Loader = getattr(_Domain(settings), kind)
+    parse = item_parser(kind, file_format)
+    read = read_csv if file_format == "csv" else read_jsonl
+    total = source.stat().st_size
+    counter = ByteCounter()
+    result = ImportResult(kind, rejects_path=str(rejects_path))
+    with source.open("rb") as stream, rejects_path.open("w", encoding="utf-8") as out:
+        rejects = _Rejects(out)
+        for batch in _batches(read(counter.lines(stream)), batch_size):
+            result.read += len(batch)
+            result.batches += 1
+            items: list[tuple[int, Item]] = []
+            for record in batch:
+                try:
+                    items.append((record.line, parse(record)))
+                except DomainError as error:
+                    rejects.write(record.line, [error])
+            await _load_batch(db, load, items, result, rejects)
+            rejects.flush()
+            progress(counter.read, total)
+    result.rejected = rejects.count
+    return result
