@@ -21,6 +21,9 @@
     │   ├── codes of tags: UNKNOWN_TAG, INVALID_TAG_VALUE, TAG_IN_USE, TAG_ARCHIVED,
     │   │   TOO_MANY_CUSTOMERS (over 10,000 listed: tag a segment instead), RULE_TAG_READ_ONLY
     │   │   (tagging a RULE tag by hand), TAG_CYCLE (a RULE tag's condition reading the tag)
+    │   ├── VALUE_TOO_LONG: text longer, as it would be stored, than its column holds
+    │   │   (domain.values.text_for); checks older than it keep their codes (INVALID_INPUT,
+    │   │   INVALID_IDENTITY, INVALID_TAG_VALUE, INVALID_VALUE, INVALID_MODEL)
     │   └── PAGE_SIZE_EXCEEDED, INVALID_CURSOR, BATCH_TOO_LARGE
     └── Forbidden               FORBIDDEN: the caller's role may not do this
 

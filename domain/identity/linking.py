@@ -30,7 +30,7 @@ from domain.identity.normalize import normalize
 from domain.identity.resolution import Key, ProfileState, Step, WorkingSet
 from domain.identity.traits import COLUMNS, ProfileValues, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
-from domain.values import check_moment
+from domain.values import check_moment, text_for
 from store.db import Database
 from store.locking import hold_identities
 from store.models import Customer, IdempotencyKey, Identity
@@ -120,6 +120,8 @@ def _prepare(
             warnings.append(located)
             continue
         keys.append((position, Key(type_key, value)))
+    if item.source is not None:
+        text_for(Identity.source, item.source, ["source"])
     return _Prepared(keys, parse_traits(item.traits), item.source, at, warnings)
 
 
@@ -220,6 +222,8 @@ async def identify_batch(
 ) -> list[IdentifyResult]:
     """Resolve every input, in order, in one transaction. A replay of a key returns the first
     answer and writes nothing; the same key with other inputs is IDEMPOTENCY_KEY_REUSED."""
+    if idempotency_key:
+        text_for(IdempotencyKey.key, idempotency_key, ["idempotencyKey"])
     fingerprint = request_hash(inputs) if idempotency_key else ""
 
     async def work(session: AsyncSession) -> list[IdentifyResult]:
