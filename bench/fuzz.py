@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import math
 import re
@@ -232,11 +233,17 @@ async def fuzz(
     strawberry_log = logging.getLogger("strawberry.execution")
     level = strawberry_log.level
     strawberry_log.setLevel(logging.CRITICAL)
+    # The run's own heap (schemathesis, hypothesis and the generated documents) is no part of
+    # the service: frozen, full collections stop rescanning it on the answers' time (~0.3 s
+    # of CPU each, over a second of wall time on a loaded machine).
+    gc.collect()
+    gc.freeze()
     try:
         async with app_client(settings.model_copy(update=FUZZ_SETTINGS)) as (client, keys):
             found = probes(await _customer_id(client, keys[Role.ADMIN])) if hostile else []
             return {role: await send_all(client, keys[role], bodies, found) for role in Role}
     finally:
+        gc.unfreeze()
         strawberry_log.setLevel(level)
 
 
