@@ -70,12 +70,12 @@ def slug(n: int) -> str:
 @dataclass(frozen=True)
 class Case:
     """One input that lands in a bounded column: `limit` characters are accepted, and each of
-    `over` (default: limit + 1 characters) is refused with `code` at `field`."""
+    `over` (default: limit + 1 characters) is refused with `code` at `path`."""
 
     name: str
     document: str
     variables: Variables
-    field: list[str]
+    path: list[str]
     limit: int
     code: str = "VALUE_TOO_LONG"
     text: Callable[[int], str] = x
@@ -424,7 +424,7 @@ async def test_text_at_its_columns_limit_is_stored_and_past_it_refused_with_noth
     for value in case.refused():
         response = await api.post(case.document, case.variables(value, known))
         assert response.status_code == 200, response.text
-        assert errors_of(response.json()) == [(case.code, case.field)], (len(value), value[-3:])
+        assert errors_of(response.json()) == [(case.code, case.path)], (len(value), value[-3:])
         assert await dump(db) == before, "a refused mutation wrote something"
     response = await api.post(case.document, case.variables(case.at_limit(), known))
     assert errors_of(response.json()) == []
