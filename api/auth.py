@@ -46,13 +46,18 @@ async def principal_of(request: HTTPConnection) -> Principal | None:
             "missing API key: send `Authorization: Bearer <key>`",
             UNAUTHORIZED,
         )
+    db = request_db(request)
+    principal = None
     try:
-        principal = await authenticate(request_db(request), token)
+        principal = await authenticate(db, token)
     except Exception as error:
         unavailable = unavailable_answer(error, None)
         if unavailable is None:
             raise
         raise UnavailableError(*unavailable) from None
+    finally:
+        if principal is None:  # the request ends here: no context will give the connection back
+            await db.close()
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", UNAUTHORIZED

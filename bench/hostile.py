@@ -8,7 +8,9 @@
   +14:00, `withinDays` 2^31-1, amounts of 1e308 and beyond, FREQUENCY 2^70, NaN and Infinity
   (as strings; as JSON tokens they are malformed bodies), a device id that lowercasing makes
   longer than its column, forged cursors and ids, a NUMBER tag value "1e400" and a 400-digit
-  attribute, each followed by a filter on it.
+  attribute, each followed by a filter on it;
+- text at and past every bounded column's length, lengthened by lowercasing or NFKC as stored
+  (bench.lengthening).
 
 `probes(customer_id)` lists them in the order they must be sent (a value is stored, then
 filtered on). Each probe is one HTTP request; none may get a 5xx, an INTERNAL_ERROR or take
@@ -17,45 +19,15 @@ over a second.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
+from bench.lengthening import lengthening
+from bench.probe import JSON, Probe, gql
 
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    body: bytes | None = None  # sent as application/json, as is
-    params: dict[str, str] | None = None  # a GET request
-    chunks: int = 0  # a body of `chunks` × 64 kB, chunked, with no Content-Length
-
-    def request(self) -> dict[str, Any]:
-        """httpx keyword arguments for this probe."""
-        if self.params is not None:
-            return {"method": "GET", "params": self.params}
-        if self.chunks:
-            return {"method": "POST", "content": _chunks(self.chunks), "headers": JSON}
-        return {"method": "POST", "content": self.body or b"", "headers": JSON}
-
-
-JSON = {"content-type": "application/json"}
 EARLY = "0001-01-01T00:00:00+14:00"
 LATE = "9999-12-31T23:59:59-14:00"
 BIG = 10**400  # json.dumps writes all 401 digits
 FORGED_CURSORS = ["forged", "Y3Vyc29yOjE=", "eyJrIjpbMSwyXX0=", "=" * 40, "A" * 500]
-
-
-async def _chunks(count: int) -> AsyncIterator[bytes]:
-    yield b'{"query": "{ __typename }", "pad": "'
-    for _ in range(count):
-        yield b"x" * 65536
-    yield b'"}'
-
-
-def gql(name: str, query: str, variables: dict[str, Any] | None = None) -> Probe:
-    body = {"query": query, "variables": variables or {}}
-    return Probe(name, json.dumps(body, allow_nan=True).encode())
 
 
 def fan_out(levels: int, under: str = "customers(first: 1) { edges { node { ...F$ } } }") -> str:
@@ -343,9 +315,14 @@ def extreme_values(customer_id: str) -> list[Probe]:
 
 
 def probes(customer_id: str) -> list[Probe]:
-    return [*documents(), *malformed(), *extreme_values(customer_id)]
+    return [
+        *documents(),
+        *malformed(),
+        *extreme_values(customer_id),
+        *lengthening(customer_id),
+    ]
 
 
 SETUP = gql("setup", IDENTIFY, {"i": {"identities": [CRM], "traits": {"firstName": "Fuzz"}}})
 
-__all__ = ["SETUP", "Probe", "probes"]
+__all__ = ["JSON", "SETUP", "Probe", "probes"]

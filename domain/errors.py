@@ -23,6 +23,9 @@
     │   │   (tagging a RULE tag by hand), TAG_CYCLE (a RULE tag's condition reading the tag)
     │   ├── codes of probable duplicates: ALREADY_DECIDED (accepting or rejecting a
     │   │   suggestion that was already accepted or rejected)
+    │   ├── VALUE_TOO_LONG: text longer, as it would be stored, than its column holds
+    │   │   (domain.values.text_for); checks older than it keep their codes (INVALID_INPUT,
+    │   │   INVALID_IDENTITY, INVALID_TAG_VALUE, INVALID_VALUE, INVALID_MODEL)
     │   └── PAGE_SIZE_EXCEEDED, INVALID_CURSOR, BATCH_TOO_LARGE
     └── Forbidden               FORBIDDEN: the caller's role may not do this
 

@@ -24,7 +24,7 @@ import domain.tagging.rules as rule_tags
 from domain.errors import InvalidInput, NotFound
 from domain.history import HistoryQuery, newest_first_pages
 from domain.pagination import Page
-from domain.values import MAX_NUMBER, check_days, representable_number
+from domain.values import MAX_NUMBER, check_days, representable_number, text_for
 from store.db import Database
 from store.models import Customer, TagAssignment, TagDefinition, TagHistory
 from store.types import utcnow
@@ -96,11 +96,11 @@ async def definitions_by_id(
         return {row.id: TagDefinitionRecord(*row) for row in rows}
 
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
-CATEGORY_PATTERN = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
+# Matched whole (fullmatch): `$` would let a final "\n" through.
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,62}")
+CATEGORY_PATTERN = re.compile(r"[a-z0-9_-]+(/[a-z0-9_-]+)*")
 VALUE_TYPES = ("FLAG", "ENUM", "NUMBER", "TEXT", "DATE")
 KINDS = ("MANUAL", "RULE", "IMPORTED")
-MAX_TEXT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +148,7 @@ def check_value(
             return date.fromisoformat(value).isoformat()
         except ValueError:
             raise refuse(f"{value!r} is not a date like 2026-01-31") from None
-    if len(value) > MAX_TEXT:
-        raise refuse(f"a value is at most {MAX_TEXT} characters")
-    return value
+    return text_for(TagAssignment.value, value, field, code="INVALID_TAG_VALUE", what="a value")
 
 
 def _validate(spec: TagSpec, current: TagDefinitionRecord | None) -> TagSpec:
@@ -164,14 +162,25 @@ def _validate(spec: TagSpec, current: TagDefinitionRecord | None) -> TagSpec:
     if spec.pii is None and (current is None or merged.value_type != current.value_type):
         merged = replace(merged, pii=privacy.tag_is_pii_by_default(merged.value_type))
     where = ("input",) if current is None else ("patch",)
-    if current is None and not KEY_PATTERN.match(merged.key):
-        raise InvalidInput(
-            "a key is a lowercase slug: a-z, 0-9 and _, 2 to 63 characters", field=("input", "key")
-        )
-    if not (merged.name or "").strip():
+    if current is None:
+        if not KEY_PATTERN.fullmatch(merged.key):
+            raise InvalidInput(
+                "a key is a lowercase slug: a-z, 0-9 and _, 2 to 63 characters",
+                field=("input", "key"),
+            )
+        text_for(TagDefinition.key, merged.key, ("input", "key"), what="a key")
+    name = text_for(
+        TagDefinition.name, (merged.name or "").strip(), (*where, "name"), what="a name"
+    )
+    if not name:
         raise InvalidInput("a tag needs a name", field=(*where, "name"))
-    if merged.category is not None and not CATEGORY_PATTERN.match(merged.category):
-        raise InvalidInput("a category is a path like interest/sports", field=(*where, "category"))
+    merged = replace(merged, name=name)
+    if merged.category is not None:
+        if not CATEGORY_PATTERN.fullmatch(merged.category):
+            raise InvalidInput(
+                "a category is a path like interest/sports", field=(*where, "category")
+            )
+        text_for(TagDefinition.category, merged.category, (*where, "category"), what="a category")
     if merged.value_type not in VALUE_TYPES:
         raise InvalidInput(
             f"valueType must be one of {', '.join(VALUE_TYPES)}", field=(*where, "valueType")
@@ -180,11 +189,15 @@ def _validate(spec: TagSpec, current: TagDefinitionRecord | None) -> TagSpec:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field=(*where, "kind"))
     if merged.value_type == "ENUM":
         values = merged.allowed_values or []
-        if (
-            not values
-            or len(set(values)) != len(values)
-            or any(not v or len(v) > MAX_TEXT for v in values)
-        ):
+        for value in values:  # each is stored as a value when assigned
+            text_for(
+                TagAssignment.value,
+                value,
+                (*where, "allowedValues"),
+                code="INVALID_INPUT",
+                what="an allowed value",
+            )
+        if not values or len(set(values)) != len(values) or not all(values):
             raise InvalidInput(
                 "an ENUM tag needs distinct, non-empty allowedValues",
                 field=(*where, "allowedValues"),
@@ -240,7 +253,7 @@ async def define_tag(
             )
         row = TagDefinition(
             key=merged.key,
-            name=(merged.name or "").strip(),
+            name=merged.name,
             description=merged.description,
             category=merged.category,
             value_type=merged.value_type,

@@ -4,8 +4,12 @@ Every value a caller sends goes through one of these before it is stored or comp
 value PostgreSQL or SQLite would reject (or mangle, or fail to compare later) is refused with a
 code and the path of the offending field, never met as a database error.
 
-    text      no U+0000 and no lone surrogate (neither backend stores them as sent), and at
-              most the column's length once normalised (lowercasing can make text longer)
+    text      no U+0000 and no lone surrogate (neither backend stores them as sent); text
+              bound for a String(n) column (text_for) at most n characters as it is stored,
+              after normalisation (NFKC and lowercasing can make text longer: 'İ' lowercases
+              to two characters, 'ﬃ' is three once NFKC). PostgreSQL's varchar(n) counts
+              characters, as len() does, and refuses more; SQLite stores anything: checked
+              here, both give the same answer.
     number    finite, and at most MAX_NUMBER in magnitude: every integer in that range is exact
               in a double, so a stored number compares alike on both backends, and sums of them
               stay far from overflow; 0 or at least MIN_MAGNITUDE (no double underflow)
@@ -13,7 +17,8 @@ code and the path of the offending field, never met as a database error.
     days      a count of days from 0 to MAX_DAYS (a window such as `withinDays`)
     JSON      every number in it a number as above, every string and key text as above
 
-Nothing here touches a database; callers add the field path of what they check.
+Nothing here touches a database (text_for reads a column's declared length from the model);
+callers add the field path of what they check.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy.orm import QueryableAttribute
 
 from domain.errors import InvalidInput
 
@@ -56,13 +63,36 @@ def representable_number(value: object) -> bool:
     return False
 
 
-def check_text(
-    value: str, field: Field, *, max_length: int | None = None, code: str = "INVALID_INPUT"
-) -> str:
+def check_text(value: str, field: Field, *, code: str = "INVALID_INPUT") -> str:
     if unstorable_text(value):
         raise InvalidInput("text may not hold U+0000 or a lone surrogate", field=field, code=code)
-    if max_length is not None and len(value) > max_length:
-        raise InvalidInput(f"at most {max_length} characters", field=field, code=code)
+    return value
+
+
+def column_length(column: QueryableAttribute[Any]) -> int | None:
+    """The characters a String(n) column holds (n), or None for an unbounded one (Text)."""
+    return getattr(column.type, "length", None)
+
+
+def text_for(
+    column: QueryableAttribute[Any],
+    value: str,
+    field: Field,
+    *,
+    code: str = "VALUE_TOO_LONG",
+    what: str = "this text",
+) -> str:
+    """`value`, which is stored in `column` exactly as given (normalise it first), when the
+    column can hold it; otherwise a refusal with `code` at `field`. `code` is VALUE_TOO_LONG
+    but where a check of that value had another code before this one existed."""
+    check_text(value, field)
+    limit = column_length(column)
+    if limit is not None and len(value) > limit:
+        raise InvalidInput(
+            f"{what} is at most {limit} characters as stored ({len(value)} given)",
+            field=field,
+            code=code,
+        )
     return value
 
 

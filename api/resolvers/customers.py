@@ -99,7 +99,7 @@ async def customers(
 
 
 # GraphQL names of the patch fields: the traits' names, which the domain speaks.
-PATCH_FIELDS = {column: name for name, (column, _) in PROFILE_FIELDS.items()} | {
+PATCH_FIELDS = {column: name for name, column in PROFILE_FIELDS.items()} | {
     "attributes": "attributes"
 }
 

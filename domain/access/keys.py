@@ -18,8 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import InvalidInput, NotFound
+from domain.values import text_for
 from store.db import Database
-from store.models import ApiKey
+from store.models import ApiKey, AuditEntry
 from store.types import utcnow
 
 KEY_PREFIX = "c360"
@@ -48,7 +49,12 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        return f"{self.role.value}:{self.name}"
+        return actor_of(self.role, self.name)
+
+
+def actor_of(role: Role, name: str) -> str:
+    """Who did it, as audit entries, histories and merge records keep it."""
+    return f"{role.value}:{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +106,18 @@ def parse_key_id(value: str) -> uuid.UUID:
 
 
 async def create_api_key(db: Database, name: str, role: Role) -> NewApiKey:
-    if not name.strip():
+    name = text_for(ApiKey.name, name.strip(), ["name"], what="a key's name")
+    if not name:
         raise InvalidInput("a key needs a name", field=["name"])
+    # Everything the key does is recorded under its actor, "<role>:<name>", in columns of the
+    # same length as audit_log.actor (tests/unit/test_text_columns.py): it must fit them too.
+    actor = actor_of(role, name)
+    text_for(AuditEntry.actor, actor, ["name"], what=f'"{role.value}:" and the name')
     prefix = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
 
     async def work(session: AsyncSession) -> NewApiKey:
-        row = ApiKey(
-            name=name.strip(), role=role.value, prefix=prefix, secret_hash=hash_secret(secret)
-        )
+        row = ApiKey(name=name, role=role.value, prefix=prefix, secret_hash=hash_secret(secret))
         session.add(row)
         await session.flush()
         return NewApiKey(_record(row), secret)

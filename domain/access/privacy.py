@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import InvalidInput
 from domain.identity.types import list_identity_types
+from domain.values import text_for
 from store.db import Database
 from store.models import IdentityType, PiiAttribute, Segment, TagDefinition
 
@@ -49,7 +50,6 @@ MASKED_TEXT = "[masked]"
 # Keys of change-event payloads that hold free text.
 FREE_TEXT_KEYS = ("reason",)
 ATTRIBUTE_PREFIX = "attributes."
-MAX_ATTRIBUTE_KEY = 200
 
 
 def tag_is_pii_by_default(value_type: str | None) -> bool:
@@ -228,18 +228,13 @@ async def declare_attribute_pii(
 ) -> list[str]:
     """Declare the custom attribute `key` PII or not; the keys declared PII afterwards. The key
     need not be in use yet: declaring it first keeps its first value from ever showing."""
-    if (
-        not key
-        or len(key) > MAX_ATTRIBUTE_KEY
-        or '"' in key
-        or "\\" in key
-        or not key.isprintable()
-    ):
+    if not key or '"' in key or "\\" in key or not key.isprintable():
         raise InvalidInput(
-            f'an attribute key is 1 to {MAX_ATTRIBUTE_KEY} printable characters, without " or \\',
+            'an attribute key is printable characters, at least one, without " or \\',
             field=("key",),
             code="INVALID_VALUE",
         )
+    text_for(PiiAttribute.key, key, ("key",), code="INVALID_VALUE", what="an attribute key")
 
     async def work(session: AsyncSession) -> list[str]:
         known = await session.get(PiiAttribute, key)

@@ -30,15 +30,15 @@ from domain.errors import DomainError, InvalidInput
 from domain.history import HistoryQuery, newest_first_pages
 from domain.identity.linking import IdentifyInput, resolve_batch
 from domain.pagination import Page
-from domain.values import check_json, check_moment
+from domain.values import check_json, check_moment, text_for
 from store.db import Database
 from store.models import Event, Order
 from store.types import utcnow
 
 MAX_FUTURE = timedelta(days=1)
 MAX_PROPERTIES_BYTES = 16_384
-EVENT_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
+EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")  # fullmatch: `$` allows a final "\n"
+CURRENCY = re.compile(r"[A-Z]{3}")
 ORDER_STATUSES = ("completed", "pending", "cancelled", "refunded")
 CENT = Decimal("0.01")
 
@@ -84,20 +84,29 @@ def _check_time(value: datetime | None, now: datetime, name: str) -> datetime:
 
 
 def _check_event(item: EventItem, now: datetime) -> dict[str, Any]:
-    if not EVENT_TYPE.match(item.type):
+    if not EVENT_TYPE.fullmatch(item.type):
         raise InvalidInput(
             "an event type is a short name: letters, digits, _ . : -", field=["type"]
         )
+    text_for(Event.type, item.type, ["type"], what="an event type")
     properties = item.properties if item.properties is not None else {}
     if not isinstance(properties, dict):
         raise InvalidInput("properties must be a JSON object", field=["properties"])
     check_json(properties, ["properties"])
     if len(json.dumps(properties, default=str)) > MAX_PROPERTIES_BYTES:
         raise InvalidInput("properties are limited to 16 KB", field=["properties"])
-    if item.idempotency_key is not None and not 0 < len(item.idempotency_key) <= 200:
-        raise InvalidInput("an idempotency key is 1 to 200 characters", field=["idempotencyKey"])
-    if item.channel is not None and len(item.channel) > 64:
-        raise InvalidInput("a channel is at most 64 characters", field=["channel"])
+    if item.idempotency_key is not None:
+        if not item.idempotency_key:
+            raise InvalidInput("an idempotency key may not be empty", field=["idempotencyKey"])
+        text_for(
+            Event.idempotency_key,
+            item.idempotency_key,
+            ["idempotencyKey"],
+            code="INVALID_INPUT",
+            what="an idempotency key",
+        )
+    if item.channel is not None:
+        text_for(Event.channel, item.channel, ["channel"], code="INVALID_INPUT", what="a channel")
     return {
         "type": item.type,
         "channel": item.channel,
@@ -109,11 +118,16 @@ def _check_event(item: EventItem, now: datetime) -> dict[str, Any]:
 
 
 def _check_order(item: OrderItem, now: datetime, rates: Mapping[str, Decimal]) -> dict[str, Any]:
-    if not item.external_id.strip() or len(item.external_id) > 200:
-        raise InvalidInput("externalId is 1 to 200 characters", field=["externalId"])
+    external_id = item.external_id.strip()
+    if not external_id:
+        raise InvalidInput("externalId may not be empty", field=["externalId"])
+    text_for(
+        Order.external_id, external_id, ["externalId"], code="INVALID_INPUT", what="externalId"
+    )
+    source = text_for(Order.source, (item.source or "").strip(), ["source"], what="source")
     if item.status not in ORDER_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(ORDER_STATUSES)}", field=["status"])
-    if not CURRENCY.match(item.currency):
+    if not CURRENCY.fullmatch(item.currency):
         raise InvalidInput("currency is an ISO-4217 code such as CNY", field=["currency"])
     if item.currency not in rates:
         raise InvalidInput(
@@ -132,8 +146,8 @@ def _check_order(item: OrderItem, now: datetime, rates: Mapping[str, Decimal]) -
             "amount must be positive (only refunds may be zero or negative)", field=["amount"]
         )
     return {
-        "source": (item.source or "").strip(),
-        "external_id": item.external_id.strip(),
+        "source": source,
+        "external_id": external_id,
         "amount": amount,
         "currency": item.currency,
         "base_amount": (amount * rates[item.currency]).quantize(CENT, rounding=ROUND_HALF_UP),

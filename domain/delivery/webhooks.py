@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.changes import KINDS
 from domain.errors import InvalidInput, NotFound
 from domain.pagination import Page, PageRequest, SortKey, apply_keyset, build_page
+from domain.values import text_for
 from store.db import Database
 from store.models import OutboxEvent, Webhook, WebhookDelivery
 from store.types import utcnow
 
 SECRET_MIN_LENGTH = 16
-URL_MAX_LENGTH = 2000
 
 
 class DeliveryStatus(Enum):
@@ -117,11 +117,9 @@ def validate_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("the URL must be an absolute http:// or https:// URL", field=["url"])
-    if len(url) > URL_MAX_LENGTH or any(c.isspace() for c in url):
-        raise InvalidInput(
-            f"the URL must be at most {URL_MAX_LENGTH} characters, without spaces", field=["url"]
-        )
-    return url
+    if any(c.isspace() for c in url):
+        raise InvalidInput("the URL must be written without spaces", field=["url"])
+    return text_for(Webhook.url, url, ["url"], code="INVALID_INPUT", what="the URL")
 
 
 def validate_kinds(kinds: Sequence[str], field: str = "kinds") -> tuple[str, ...]:
@@ -142,7 +140,7 @@ def _validate_secret(secret: str) -> str:
         raise InvalidInput(
             f"the secret must be at least {SECRET_MIN_LENGTH} characters", field=["secret"]
         )
-    return secret
+    return text_for(Webhook.secret, secret, ["secret"], what="the secret")
 
 
 async def define_webhook(

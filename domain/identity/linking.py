@@ -25,18 +25,18 @@ from domain.access.erasure import ErasurePolicy, erased_keys
 from domain.cascade import follow_write
 from domain.changes import Change, record_changes
 from domain.errors import DomainError, InvalidInput
-from domain.identity.merging import lock_profiles, merge_into, profile_states
+from domain.identity.merging import merge_into, profile_states
 from domain.identity.normalize import normalize
+from domain.identity.owners import lock_owners
 from domain.identity.resolution import Dropped, Key, ProfileState, Step, WorkingSet
 from domain.identity.shared import mark_shared, shared_among
 from domain.identity.survivorship import load_survivorship
 from domain.identity.traits import COLUMNS, ProfileValues, Survivorship, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
-from domain.values import check_moment
+from domain.values import check_moment, text_for
 from store.db import Database
 from store.locking import hold_identities
 from store.models import Customer, IdempotencyKey, Identity
-from store.sqlfuncs import pair_in
 from store.types import utcnow
 
 # Core tables for the bulk inserts: the ORM's bulk path costs several times more per row.
@@ -126,6 +126,8 @@ def _prepare(
             warnings.append(located)
             continue
         keys.append((position, Key(type_key, value)))
+    if item.source is not None:
+        text_for(Identity.source, item.source, ["source"])
     return _Prepared(keys, parse_traits(item.traits), item.source, at, warnings)
 
 
@@ -153,33 +155,6 @@ def request_hash(inputs: Sequence[IdentifyInput]) -> str:
         for i in inputs
     ]
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
-
-
-async def _owners(session: AsyncSession, keys: set[Key]) -> dict[Key, tuple[int, uuid.UUID]]:
-    if not keys:
-        return {}
-    pairs = [(k.type, k.value) for k in keys]
-    rows = await session.execute(
-        select(Identity.type, Identity.value, Identity.id, Identity.customer_id).where(
-            pair_in(session, Identity.type, Identity.value, pairs)
-        )
-    )
-    return {Key(t, v): (i, c) for t, v, i, c in rows}
-
-
-async def _lock_owners(session: AsyncSession, keys: set[Key]) -> dict[Key, tuple[int, uuid.UUID]]:
-    """Lock the profiles holding `keys`; a concurrent merge may move them while we wait, so
-    look again until the owners we hold locks on are the owners. Only held keys need a second
-    look: nobody else can attach an unheld one while we hold its advisory lock."""
-    owners = await _owners(session, keys)
-    locked: set[uuid.UUID] = set()
-    while True:
-        wanted = {customer for _, customer in owners.values()}
-        if wanted <= locked:
-            return owners
-        await lock_profiles(session, wanted - locked)
-        locked |= wanted
-        owners = await _owners(session, set(owners))
 
 
 def _result_json(result: IdentifyResult) -> dict[str, Any]:
@@ -226,6 +201,8 @@ async def identify_batch(
 ) -> list[IdentifyResult]:
     """Resolve every input, in order, in one transaction. A replay of a key returns the first
     answer and writes nothing; the same key with other inputs is IDEMPOTENCY_KEY_REUSED."""
+    if idempotency_key:
+        text_for(IdempotencyKey.key, idempotency_key, ["idempotencyKey"])
     fingerprint = request_hash(inputs) if idempotency_key else ""
 
     async def work(session: AsyncSession) -> list[IdentifyResult]:
@@ -287,7 +264,7 @@ async def resolve_batch(
             prepared.append(error)
     all_keys = {key for p in prepared if isinstance(p, _Prepared) for _, key in p.keys}
     await hold_identities(session, ((k.type, k.value) for k in all_keys))
-    owners = await _lock_owners(session, all_keys)
+    owners = await lock_owners(session, all_keys)
     if erased is not None:
         refused = await erased_keys(session, all_keys - owners.keys(), erased)
         prepared = [_refuse_erased(p, refused) for p in prepared]

@@ -18,10 +18,10 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from domain.errors import InvalidInput
-from domain.values import unstorable_text
+from domain.values import text_for, unstorable_text
+from store.models import Identity
 
 NORMALIZERS = ("email", "phone", "lowercase", "exact")
-MAX_VALUE_LENGTH = 512
 # What integrations leak when they have no value: never an identity of anyone.
 PLACEHOLDERS = frozenset(
     {"", "null", "none", "nil", "undefined", "anonymous", "unknown", "n/a", "-1"}
@@ -108,13 +108,13 @@ def normalize(
     value = unicodedata.normalize("NFKC", raw).strip()
     if value.lower() in PLACEHOLDERS or _ZEROS_AND_DASHES.match(value):
         raise blocked(f"{raw!r} is a placeholder, not an identity")
-    if len(value) > MAX_VALUE_LENGTH:
-        raise invalid(f"an identity is at most {MAX_VALUE_LENGTH} characters")
-    normalized = _BY_NAME[normalizer](value, region)
-    if len(normalized) > MAX_VALUE_LENGTH:  # lowercasing can make text longer: "İ" is 2 characters
-        raise invalid(f"an identity is at most {MAX_VALUE_LENGTH} characters once normalized")
-    if unstorable_text(normalized):
+    if unstorable_text(value):
         raise invalid("an identity may not hold U+0000 or a lone surrogate")
+    # Before the normalizer too: a phone or email parser is never given 100,000 characters.
+    text_for(Identity.value, value, (), code="INVALID_IDENTITY", what="an identity")
+    normalized = _BY_NAME[normalizer](value, region)
+    # Lowercasing can make text longer: "İ" is 2 characters.
+    text_for(Identity.value, normalized, (), code="INVALID_IDENTITY", what="a normalized identity")
     if normalized in blocked_values:
         raise blocked(f"{normalized!r} is blocked for this identity type")
     if any(re.fullmatch(pattern, normalized, re.IGNORECASE) for pattern in placeholders):

@@ -28,7 +28,7 @@ from domain.identity.traits import PROFILE_FIELDS, Rule, Survivorship
 from store.db import Database
 from store.models import Customer, SourceTrust, SurvivorshipRule
 
-_COLUMN_OF = {key: column for key, (column, _) in PROFILE_FIELDS.items()}
+_COLUMN_OF = dict(PROFILE_FIELDS)
 _FIELD_OF = {column: key for key, column in _COLUMN_OF.items()}
 
 

@@ -27,21 +27,23 @@ from enum import StrEnum
 from typing import Any
 
 from domain.errors import InvalidInput
-from domain.values import check_json, check_text
+from domain.values import check_json, check_text, text_for
+from store.models import Customer
 
-# Trait key -> (column, max length). birthday is a date, the rest strings.
-PROFILE_FIELDS: dict[str, tuple[str, int]] = {
-    "displayName": ("display_name", 200),
-    "firstName": ("first_name", 100),
-    "lastName": ("last_name", 100),
-    "gender": ("gender", 32),
-    "birthday": ("birthday", 10),
-    "locale": ("locale", 35),
-    "country": ("country", 64),
-    "region": ("region", 100),
-    "city": ("city", 100),
+# Trait key -> column of `customers`. birthday is a date, the rest strings no longer than
+# their columns hold.
+PROFILE_FIELDS: dict[str, str] = {
+    "displayName": "display_name",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "gender": "gender",
+    "birthday": "birthday",
+    "locale": "locale",
+    "country": "country",
+    "region": "region",
+    "city": "city",
 }
-COLUMNS = tuple(column for column, _ in PROFILE_FIELDS.values())
+COLUMNS = tuple(PROFILE_FIELDS.values())
 IDENTITY_TRAITS = {"email", "phone"}
 MAX_ATTRIBUTES_BYTES = 16_384
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # when a value with no recorded time was set
@@ -148,8 +150,8 @@ def parse_traits(raw: Any, path: tuple[str | int, ...] = ("traits",)) -> Traits:
                 raise InvalidInput("attributes must be a JSON object", field=where)
             attributes.update(check_json(value, where))
         elif key in PROFILE_FIELDS:
-            column, limit = PROFILE_FIELDS[key]
-            fields[column] = _field_value(key, value, limit, where)
+            column = PROFILE_FIELDS[key]
+            fields[column] = _field_value(key, value, column, where)
         else:
             check_text(key, where)
             attributes[key] = check_json(value, where)
@@ -158,7 +160,7 @@ def parse_traits(raw: Any, path: tuple[str | int, ...] = ("traits",)) -> Traits:
     return Traits(fields, attributes)
 
 
-def _field_value(key: str, value: Any, limit: int, where: tuple[str | int, ...]) -> Any:
+def _field_value(key: str, value: Any, column: str, where: tuple[str | int, ...]) -> Any:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -169,9 +171,7 @@ def _field_value(key: str, value: Any, limit: int, where: tuple[str | int, ...])
             return date.fromisoformat(value)
         except ValueError:
             raise InvalidInput("birthday must be a date like 1990-04-23", field=where) from None
-    if len(value) > limit:
-        raise InvalidInput(f"{key} is at most {limit} characters", field=where)
-    return check_text(value, where)
+    return text_for(getattr(Customer, column), value, where, code="INVALID_INPUT", what=key)
 
 
 @dataclass(slots=True)

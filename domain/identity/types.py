@@ -10,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import InvalidInput
 from domain.identity.normalize import NORMALIZERS, normalize
+from domain.values import text_for
 from store.db import Database
 from store.models import IdentityType
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,62}")  # fullmatch: `$` allows a final "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +139,11 @@ def _checked_pattern(pattern: str, index: int) -> str:
 
 def validate_spec(spec: IdentityTypeSpec, region: str) -> IdentityTypeSpec:
     """Check an admin's definition; blocked values are stored normalized, as they are compared."""
-    if not KEY_PATTERN.match(spec.key):
+    if not KEY_PATTERN.fullmatch(spec.key):
         raise InvalidInput("a key is a lowercase slug: a-z, 0-9 and _", field=["input", "key"])
-    if not spec.label.strip():
+    text_for(IdentityType.key, spec.key, ["input", "key"], what="a key")
+    label = text_for(IdentityType.label, spec.label.strip(), ["input", "label"], what="a label")
+    if not label:
         raise InvalidInput("a label is required", field=["input", "label"])
     if spec.normalizer not in NORMALIZERS:
         raise InvalidInput(
@@ -161,7 +164,7 @@ def validate_spec(spec: IdentityTypeSpec, region: str) -> IdentityTypeSpec:
             raise error.at("input", "blockedValues", index) from None
     return IdentityTypeSpec(
         key=spec.key,
-        label=spec.label.strip(),
+        label=label,
         normalizer=spec.normalizer,
         is_pii=spec.is_pii,
         unique=spec.unique,

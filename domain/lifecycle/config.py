@@ -22,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from domain.conditions.language import Catalog, parse
 from domain.errors import DomainError, InvalidInput
@@ -34,12 +35,13 @@ from domain.lifecycle.model import (
 )
 from domain.lifecycle.moves import move_everyone_in
 from domain.lifecycle.rules import rules_catalog
+from domain.values import text_for
 from store.db import Database
 from store.locking import hold_lifecycle_model
 from store.models import Customer, LifecycleEdge, LifecycleRule, LifecycleStage
 from store.types import utcnow
 
-KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+KEY = re.compile(r"[a-z][a-z0-9_-]{0,63}")  # fullmatch: `$` allows a final "\n"
 MAX_STAGES = 50
 MAX_RULES = 100
 Field = tuple[str | int, ...]
@@ -61,6 +63,15 @@ class ModelRefused(InvalidInput):
 
 def _error(message: str, field: Field, code: str = "INVALID_MODEL") -> DomainError:
     return InvalidInput(message, field=field, code=code)
+
+
+def _too_long(column: QueryableAttribute[str], value: str, field: Field) -> list[DomainError]:
+    """The refusal of `value` for `column` (domain.values.text_for), as a list of problems."""
+    try:
+        text_for(column, value, field, code="INVALID_MODEL")
+    except InvalidInput as error:
+        return [error]
+    return []
 
 
 def check_model(model: LifecycleModelRecord, catalog: Catalog) -> list[DomainError]:
@@ -102,7 +113,7 @@ def _check_stages(model: LifecycleModelRecord) -> list[DomainError]:
         return [_error(f"a model has at most {MAX_STAGES} stages", ("stages",))]
     errors, seen = [], set()
     for index, stage in enumerate(model.stages):
-        if not KEY.match(stage.key):
+        if not KEY.fullmatch(stage.key):
             errors.append(
                 _error(
                     "a stage key is a lowercase slug: a-z first, then a-z, 0-9, _ or -",
@@ -111,8 +122,11 @@ def _check_stages(model: LifecycleModelRecord) -> list[DomainError]:
             )
         elif stage.key in seen:
             errors.append(_error(f"stage {stage.key} is listed twice", ("stages", index, "key")))
-        if not stage.name.strip() or len(stage.name) > 200:
-            errors.append(_error("a stage name is 1 to 200 characters", ("stages", index, "name")))
+        else:
+            errors += _too_long(LifecycleStage.key, stage.key, ("stages", index, "key"))
+        if not stage.name.strip():
+            errors.append(_error("a stage needs a name", ("stages", index, "name")))
+        errors += _too_long(LifecycleStage.name, stage.name, ("stages", index, "name"))
         errors += check_kpis(stage.kpis, ("stages", index, "kpis"))
         seen.add(stage.key)
     return errors
@@ -127,10 +141,12 @@ def _check_rules(
     targets = {b for _, b in edges}
     for index, rule in enumerate(model.rules):
         here: Field = ("rules", index)
-        if not KEY.match(rule.key):
+        if not KEY.fullmatch(rule.key):
             errors.append(_error("a rule key is a lowercase slug", (*here, "key")))
         elif rule.key in seen:
             errors.append(_error(f"rule {rule.key} is listed twice", (*here, "key")))
+        else:
+            errors += _too_long(LifecycleRule.key, rule.key, (*here, "key"))
         seen.add(rule.key)
         if rule.to_stage not in keys:
             message = f"no stage {rule.to_stage!r} in the model"

@@ -44,6 +44,7 @@ from domain.segments.refresh import (
     refresh_segment,
 )
 from domain.tagging.rules import check_segment_condition
+from domain.values import text_for
 from store.db import Database
 from store.models import (
     Customer,
@@ -79,7 +80,7 @@ __all__ = [
     "update_segment",
 ]
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")  # fullmatch: `$` allows a final "\n"
 MAX_SAMPLE = 200
 MEMBER_ORDER = (profile.Sort(profile.SortField.CREATED_AT),)
 PREDICATES_PER_STATEMENT = 50  # dynamic segments tested together for a page of customers
@@ -338,9 +339,10 @@ def _check_condition(catalog: Catalog, condition: dict[str, Any], owner: str) ->
 
 
 def _check_name(name: str) -> str:
-    if not name.strip():
+    name = text_for(Segment.name, name.strip(), ["name"], what="a name")
+    if not name:
         raise InvalidInput("a segment needs a name", field=["name"])
-    return name.strip()
+    return name
 
 
 async def _record(session: AsyncSession, segment_id: uuid.UUID) -> SegmentRecord:
@@ -356,8 +358,9 @@ async def define_segment(
     db: Database, draft: SegmentDraft, now: datetime | None = None
 ) -> SegmentRecord:
     """Save a segment; a materialized one gets its members at once (recorded as entries)."""
-    if not KEY_PATTERN.match(draft.key):
+    if not KEY_PATTERN.fullmatch(draft.key):
         raise InvalidInput("a key is a lowercase slug: a-z, 0-9, _ and -", field=["key"])
+    text_for(Segment.key, draft.key, ["key"], what="a key")
     name = _check_name(draft.name)
     now = now or utcnow()
 

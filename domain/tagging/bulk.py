@@ -31,6 +31,7 @@ from domain.errors import InvalidInput, NotFound
 from domain.profile import live_customers
 from domain.tagging.rules import RuleResult
 from domain.tags import DEFINITION_COLUMNS, TagDefinitionRecord, check_value
+from domain.values import text_for
 from store.db import Database
 from store.models import Customer, TagAssignment, TagDefinition, TagHistory
 from store.tuning import no_nested_loops
@@ -230,6 +231,8 @@ async def tag_customers(
     now = now or utcnow()
     if assignment.confidence is not None and not 0 <= assignment.confidence <= 1:
         raise InvalidInput("confidence is between 0 and 1", field=("confidence",))
+    if assignment.source is not None:
+        text_for(TagAssignment.source, assignment.source, ("source",), what="a source")
     targets = await _targets_of(db, customers, now)
 
     async def work(session: AsyncSession) -> int:

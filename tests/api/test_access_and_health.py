@@ -33,6 +33,21 @@ async def test_wrong_key_is_401(api: Api) -> None:
     assert response.status_code == 401
 
 
+async def test_refused_keys_give_back_every_connection(db, settings: Settings) -> None:
+    """The key lookup reads on the request's own connection (on PostgreSQL): a 401 must give it
+    back to the pool as a served request does, or unknown keys drain the pool."""
+    app = create_app(settings)
+    pool = app.state.c360.db.engine.pool
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for n in range(30):
+            headers = {"Authorization": f"Bearer c360_unknown_{n}"}
+            response = await client.post("/graphql", json={"query": QUERY}, headers=headers)
+            assert response.status_code == 401
+            assert pool.checkedout() == 0, f"after {n + 1} refused requests"
+    await app.state.c360.db.dispose()
+
+
 async def test_every_role_reads_with_its_key(api: Api) -> None:
     for role in Role:
         assert (await api.query(QUERY, role=role))["customers"]["totalCount"] == 0
