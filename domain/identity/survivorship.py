@@ -24,7 +24,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import InvalidInput
-from domain.identity.traits import PROFILE_FIELDS, Rule, Survivorship
+from domain.identity.traits import DERIVED, PROFILE_FIELDS, Rule, Survivorship
 from store.db import Database
 from store.models import Customer, SourceTrust, SurvivorshipRule
 
@@ -59,7 +59,8 @@ class FieldProvenance:
 async def field_provenance(
     db: Database, customer_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[FieldProvenance]]:
-    """Per profile, every field with a recorded time, by name."""
+    """Per profile, every field with a recorded time, by name. A display name derived from the
+    names (traits.DERIVED) has none of its own: the names' entries say where it came from."""
     statement = select(Customer.id, Customer.field_times, Customer.field_sources).where(
         Customer.id.in_(customer_ids)
     )
@@ -69,6 +70,7 @@ async def field_provenance(
             found[customer_id] = [
                 FieldProvenance(api_name(name), (sources or {}).get(name), _moment(stamp))
                 for name, stamp in sorted((times or {}).items(), key=lambda i: api_name(i[0]))
+                if stamp != DERIVED
             ]
     return found
 

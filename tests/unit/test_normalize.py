@@ -158,7 +158,7 @@ def test_a_value_of_512_characters_is_accepted_and_513_is_not() -> None:
     with pytest.raises(InvalidInput) as refused:
         normalize("exact", "x" * 513, region="CN")
     assert refused.value.code == "INVALID_IDENTITY"
-    assert refused.value.message == "an identity is at most 512 characters"
+    assert refused.value.message == "an identity is at most 512 characters as stored (513 given)"
 
 
 def test_a_value_that_grows_past_512_when_lowercased_is_refused() -> None:
@@ -166,7 +166,10 @@ def test_a_value_that_grows_past_512_when_lowercased_is_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         normalize("lowercase", "İ" * 257, region="CN")
     assert refused.value.code == "INVALID_IDENTITY"
-    assert refused.value.message == "an identity is at most 512 characters once normalized"
+    assert (
+        refused.value.message
+        == "a normalized identity is at most 512 characters as stored (514 given)"
+    )
 
 
 def test_unstorable_text_is_invalid() -> None:
