@@ -135,9 +135,9 @@ class Tally:
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # wrong answers, whatever the machine
+    slow_answers: list[str] = field(default_factory=list)  # over SLOW_SECONDS: bench-only
     slowest: float = 0.0
-    slow: int = 0
 
     async def send(
         self, client: httpx.AsyncClient, key: str, label: str, **request: Any
@@ -152,11 +152,10 @@ class Tally:
         self.sent += 1
         self.slowest = max(self.slowest, elapsed)
         if elapsed >= SLOW_SECONDS:
-            self.slow += 1
             # This process's CPU time beside it: on a loaded machine a slow answer with little
             # CPU waited for a core (or the disk), not for our code.
             used = time.process_time() - cpu
-            self.problems.append(f"{label[:200]!r}: took {elapsed:.2f} s ({used:.2f} s CPU)")
+            self.slow_answers.append(f"{label[:200]!r}: took {elapsed:.2f} s ({used:.2f} s CPU)")
         self.statuses[response.status_code] += 1
         if _is_json(response):
             body = response.json()
@@ -259,13 +258,15 @@ def report(tallies: dict[Role, Tally]) -> int:
             print(f"    PROBLEM x{times} {problem}")
         if len(kinds) > 15:
             print(f"    ... and {len(kinds) - 15} more kinds")
-        failed += len(tally.problems)
+        for answer in tally.slow_answers[:15]:
+            print(f"    SLOW {answer}")
+        failed += len(tally.problems) + len(tally.slow_answers)
     every = tallies.values()
     sent = sum(t.sent for t in every)
     server_errors = sum(n for t in every for status, n in t.statuses.items() if status >= 500)
     internal = sum(t.codes["INTERNAL_ERROR"] for t in every)
     slowest = max((t.slowest for t in every), default=0.0)
-    slow = sum(t.slow for t in every)
+    slow = sum(len(t.slow_answers) for t in every)
     print(
         f"requests {sent}  5xx {server_errors}  INTERNAL_ERROR {internal}  "
         f"max latency {slowest * 1000:.0f} ms  over {SLOW_SECONDS:g} s {slow}"
