@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from domain.identity.traits import ProfileValues, Survivorship, Traits, display_name_of
+from domain.identity.traits import (
+    DERIVED,
+    ProfileValues,
+    Survivorship,
+    Traits,
+    derive_display_name,
+    display_name_of,
+)
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 RULES = Survivorship()
@@ -45,3 +52,15 @@ def test_a_merge_derives_the_name_from_the_surviving_names() -> None:
     loser.apply(Traits({"last_name": "王"}), AT, "api", RULES)
     survivor.absorb(loser, RULES)
     assert survivor.fields["display_name"] == "王小明"
+
+
+def test_a_derived_name_goes_when_the_names_go_and_a_set_one_stays() -> None:
+    derived = {"first_name": None, "last_name": None, "display_name": "Ann Lee"}
+    times = {"display_name": DERIVED, "first_name": AT.isoformat()}
+    derive_display_name(derived, times)
+    assert derived["display_name"] is None
+    assert times == {"first_name": AT.isoformat()}
+    chosen = {"first_name": None, "last_name": None, "display_name": "Annie"}
+    times = {"display_name": AT.isoformat()}
+    derive_display_name(chosen, times)
+    assert chosen["display_name"] == "Annie" and times == {"display_name": AT.isoformat()}
