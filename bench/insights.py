@@ -20,9 +20,7 @@ never touches any other database there.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import platform
 import statistics
 import uuid
@@ -35,8 +33,8 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
-from bench.segments import autocommit, load_population, timed
+from bench.common import checkpoint, fresh_database, server_url, write_results
+from bench.segments import autocommit, load_population, population_parser, timed
 from domain.activity import channels, metrics
 from domain.segments import definitions as segments
 from domain.segments.insights import Insights, insights
@@ -169,15 +167,7 @@ async def _run(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench insights", description=__doc__)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--orders", type=int, default=2_000_000)
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each form")
-    parser.add_argument(
-        "--database-url", default=os.environ.get("C360_BENCH_DATABASE_URL", DEFAULT_URL)
-    )
-    args = parser.parse_args(argv)
+    args = population_parser("python -m bench insights", __doc__).parse_args(argv)
     server = server_url(args.database_url)
     result = asyncio.run(_run(server, args.customers, args.events, args.orders, args.repeat))
     table = Table(

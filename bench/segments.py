@@ -405,8 +405,9 @@ async def _run(
         }
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench segments", description=__doc__)
+def population_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The options of a bench over this population (segments, insights)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--orders", type=int, default=2_000_000)
@@ -414,7 +415,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--database-url", default=os.environ.get("C360_BENCH_DATABASE_URL", DEFAULT_URL)
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = population_parser("python -m bench segments", __doc__).parse_args(argv)
     server = server_url(args.database_url)
     result = asyncio.run(_run(server, args.customers, args.events, args.orders, args.repeat))
     table = Table(
