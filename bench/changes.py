@@ -312,6 +312,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--part", choices=("throughput", "latency"), help="run only this part (default: both)"
     )
+    parser.add_argument(
+        "--suffix", default="", help="results file: bench/results/changes-<date><suffix>.json"
+    )
     args = parser.parse_args(argv)
     server = server_url(args.database_url)
     console = Console()
@@ -366,5 +369,6 @@ def main(argv: list[str]) -> int:
             "throughput": throughput,
             "latency": latency,
         },
+        args.suffix,
     )
     return 0
