@@ -53,7 +53,7 @@ class Dispatcher:
         self.db = db
         self.broker = broker
         self.settings = settings
-        self.policy = DeliveryPolicy.of(settings)
+        self.policy = DeliveryPolicy.of(settings, lanes=DELIVERY_LANES)
         self._client: aiohttp.ClientSession | None = None
         # Requests under way, all lanes together: never more than the pool's connections, so
         # that no request's timeout runs while it waits for one.

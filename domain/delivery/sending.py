@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -76,15 +77,17 @@ class DeliveryPolicy:
     backoff_seconds: float
     backoff_max_seconds: float
     concurrency: int = 16
+    lanes: int = 1  # batches a dispatcher has in flight side by side, sharing `concurrency`
 
     @classmethod
-    def of(cls, settings: DeliverySettings) -> DeliveryPolicy:
+    def of(cls, settings: DeliverySettings, lanes: int = 1) -> DeliveryPolicy:
         return cls(
             settings.webhook_timeout_seconds,
             settings.webhook_max_attempts,
             settings.webhook_backoff_seconds,
             settings.webhook_backoff_max_seconds,
             settings.webhook_concurrency,
+            lanes,
         )
 
     def backoff(self, attempts: int) -> timedelta:
@@ -92,9 +95,14 @@ class DeliveryPolicy:
         seconds = self.backoff_seconds * 2 ** (attempts - 1)
         return timedelta(seconds=min(seconds, self.backoff_max_seconds))
 
-    def lease(self, requests: int) -> timedelta:
-        """Long enough for `requests` sent one after the other to time out, and one more."""
-        return timedelta(seconds=self.timeout_seconds * (requests + 1))
+    def lease(self, requests: int, batch: int = 0) -> timedelta:
+        """Long enough for `requests` sent one after the other to time out, after waiting
+        their turns behind a batch of `batch` deliveries in each lane (at most `concurrency`
+        requests in flight, each done within the timeout), and one more: a lease that ran
+        out while its deliveries waited would let another claim send them twice, and a
+        customer's later one before them."""
+        rounds = math.ceil(batch * self.lanes / self.concurrency)
+        return timedelta(seconds=self.timeout_seconds * (requests + rounds + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +185,7 @@ async def _claim(
         await session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(ids))
-            .values(next_attempt_at=now + policy.lease(longest))
+            .values(next_attempt_at=now + policy.lease(longest, len(ids)))
         )
         return await _load(session, ids)
 
