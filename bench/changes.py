@@ -4,7 +4,8 @@ committed change takes to reach a subscriber, with 1 and 2 processes.
 Part 1 (throughput): `--events` change events of `--customers` customers are committed to the
 outbox in one transaction while 1 (then 2) `c360 dispatch` processes wait for work; timed from
 that commit until every webhook delivery is marked delivered. The receiver is a minimal ASGI
-app answering 204, in its own uvicorn process.
+app answering 204, in its own uvicorn process. The baseline of the same run: as many plain
+POSTs to such a receiver, as many at a time as a dispatcher sends, with no database.
 
 Part 2 (latency): 1 (then 2) `c360 serve` processes share the database and Redis, each running
 its dispatcher at the default poll interval; `--subscribers` websocket subscribers are spread
@@ -36,6 +37,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from rich.console import Console
 from rich.table import Table
@@ -47,6 +49,7 @@ from bench.common import DEFAULT_URL, fresh_database, server_sql, server_url, wr
 from domain.access.keys import Role, create_api_key
 from domain.changes import Change, record_changes
 from domain.delivery.webhooks import define_webhook
+from service.settings import Settings
 from store.db import Database
 from store.models import WebhookDelivery
 
@@ -166,6 +169,38 @@ async def _throughput(server: URL, dispatchers: int, events: int, customers: int
         # Independent of what else the machine runs: CPU per event in our processes.
         "dispatcher_cpu_ms_per_event": sum(cpu[1:]) * 1000 / events,
         "receiver_cpu_ms_per_event": cpu[0] * 1000 / events,
+    }
+
+
+async def _plain_posts(events: int, concurrency: int) -> dict[str, Any]:
+    """The baseline of the same run: as many signed-size POSTs to the same kind of receiver,
+    `concurrency` at a time over pooled connections, with no database at all (the ceiling
+    the dispatcher could reach on this machine now)."""
+    port = _free_port()
+    receiving = [sys.executable, "-m", "uvicorn", "bench.changes:receiver", "--port", str(port)]
+    receiving += ["--log-level", "warning", "--lifespan", "off"]
+    body = b'{"id": "00000000-0000-0000-0000-000000000000", "kind": "customer.updated"}' * 3
+    with _processes([receiving], _env("", None)) as running:
+        await _until_up(f"http://127.0.0.1:{port}/")
+        cpu_before = _cpu_seconds(running[0].pid)
+        limit = asyncio.Semaphore(concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as client:
+
+            async def post() -> None:
+                async with limit, client.post(f"http://127.0.0.1:{port}/hook", data=body) as r:
+                    assert r.status == 204
+
+            started = time.perf_counter()
+            await asyncio.gather(*(post() for _ in range(events)))
+            seconds = time.perf_counter() - started
+        receiver_cpu = _cpu_seconds(running[0].pid) - cpu_before
+    return {
+        "events": events,
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "posts_per_s": events / seconds,
+        "receiver_cpu_ms_per_event": receiver_cpu * 1000 / events,
     }
 
 
@@ -312,6 +347,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--part", choices=("throughput", "latency"), help="run only this part (default: both)"
     )
+    parser.add_argument(
+        "--suffix", default="", help="results file: bench/results/changes-<date><suffix>.json"
+    )
     args = parser.parse_args(argv)
     server = server_url(args.database_url)
     console = Console()
@@ -321,6 +359,14 @@ def main(argv: list[str]) -> int:
         for n in (1, 2)
         if args.part in (None, "throughput")
     ]
+    baseline = (
+        asyncio.run(_plain_posts(args.events, Settings.model_fields["webhook_concurrency"].default))
+        if args.part in (None, "throughput")
+        else None
+    )
+    for row in throughput:
+        assert baseline is not None
+        row["of_plain_posts"] = row["events_per_s"] / baseline["posts_per_s"]
     latency = [
         asyncio.run(_latency(server, args.redis_url, n, args.mutations, args.subscribers))
         for n in (1, 2)
@@ -340,7 +386,14 @@ def main(argv: list[str]) -> int:
             f"{row['receiver_cpu_ms_per_event']:.2f}",
         )
     console.print(table)
-    table = Table(title="mutation commit -> subscriber (NOTIFY on commit, 0.1 s poll fallback)")
+    if baseline is not None:
+        console.print(
+            f"baseline, same run: {baseline['events']:,} plain POSTs, "
+            f"{baseline['concurrency']} at a time, no database: "
+            f"{baseline['posts_per_s']:,.0f}/s; the dispatcher reaches "
+            + ", ".join(f"{row['of_plain_posts']:.2f}x" for row in throughput)
+        )
+    table = Table(title="mutation commit -> subscriber (NOTIFY on commit, polling the fallback)")
     for column in ("API processes", "samples", "p50 ms", "p99 ms", "max ms"):
         table.add_column(column)
     for column in ("request -> subscriber p50 ms", "request -> response p50 ms"):
@@ -364,7 +417,9 @@ def main(argv: list[str]) -> int:
             # Other work on the machine skews the wall-clock figures; CPU per event less so.
             "load_average": {"before": load_before, "after": os.getloadavg()[0]},
             "throughput": throughput,
+            "baseline_plain_posts": baseline,
             "latency": latency,
         },
+        args.suffix,
     )
     return 0

@@ -33,6 +33,7 @@ def skip_locked(
 
 LIFECYCLE_MODEL_LOCK = 0x6C69666563796C65  # "lifecycl": one key for the lifecycle model
 RULE_TAGS_LOCK = 0x72756C6574616773  # "ruletags": one key for what RULE tags read
+DELIVERY_QUEUE_LOCK = 0x686F6F6B71756575  # "hookqueu": one key for the webhook delivery queue
 
 
 async def hold_lifecycle_model(session: AsyncSession, *, exclusive: bool) -> None:
@@ -55,6 +56,19 @@ async def hold_rule_tags(session: AsyncSession) -> None:
     the write transaction already excludes every other writer."""
     if on_postgresql(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RULE_TAGS_LOCK})
+
+
+async def hold_delivery_queue(session: AsyncSession) -> None:
+    """Until the transaction ends, be the only one claiming webhook deliveries or recording
+    their outcomes. Both take milliseconds; one after the other, each claim sees every lease
+    and outcome before it, so a customer's later delivery is never claimed while an earlier
+    one is being claimed or recorded elsewhere (row locks alone would let SKIP LOCKED pass
+    over that earlier one). PostgreSQL: an advisory lock; SQLite: the write transaction
+    already excludes every other writer."""
+    if on_postgresql(session):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": DELIVERY_QUEUE_LOCK}
+        )
 
 
 def identity_lock_key(kind: str, value: str) -> int:

@@ -143,6 +143,9 @@ async def _held_elsewhere(session: AsyncSession, rows: Sequence[Any]) -> dict[uu
         .where(
             OutboxEvent.dispatched_at.is_(None),
             OutboxEvent.customer_id.in_(customers),
+            # Only an earlier event holds one of ours back: bounded so, the scan of the
+            # undispatched index stops at the batch's last id.
+            OutboxEvent.id < max(row.id for row in rows),
             OutboxEvent.id.not_in([row.id for row in rows]),
         )
         .group_by(OutboxEvent.customer_id)

@@ -15,7 +15,13 @@ dispatcher that dies mid-batch leaves leases that run out, and another sends the
 Order: for one webhook and one customer, a delivery is claimed only when no earlier one is
 still pending, and a batch sends its deliveries of that pair one after the other, stopping
 at the first failure. A failing delivery holds back the later ones until it is delivered or
-dead.
+dead. Claims and the recording of outcomes take turns across dispatchers (an advisory lock on
+PostgreSQL), so each claim sees every lease before it; batches of one dispatcher, and of
+several, are in flight side by side without ever holding two deliveries of one pair.
+
+Cost: requests go out concurrently over pooled keep-alive connections (aiohttp), and a
+batch's outcomes are recorded with one UPDATE per distinct outcome (for a batch of
+successes, one per status code).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -30,15 +37,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import httpx
-from sqlalchemy import Exists, Select, exists, func, select, tuple_, update
+import aiohttp
+from sqlalchemy import Exists, Select, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.delivery.dispatch import EVENT_COLUMNS, ChangeRecord, ready_in_order
+from domain.delivery.dispatch import EVENT_COLUMNS, ChangeRecord
 from domain.delivery.webhooks import DeliveryStatus
 from store.db import Database
-from store.locking import skip_locked
+from store.locking import hold_delivery_queue, skip_locked
 from store.models import OutboxEvent, Webhook, WebhookDelivery
 from store.types import utcnow
 
@@ -70,15 +77,17 @@ class DeliveryPolicy:
     backoff_seconds: float
     backoff_max_seconds: float
     concurrency: int = 16
+    lanes: int = 1  # batches a dispatcher has in flight side by side, sharing `concurrency`
 
     @classmethod
-    def of(cls, settings: DeliverySettings) -> DeliveryPolicy:
+    def of(cls, settings: DeliverySettings, lanes: int = 1) -> DeliveryPolicy:
         return cls(
             settings.webhook_timeout_seconds,
             settings.webhook_max_attempts,
             settings.webhook_backoff_seconds,
             settings.webhook_backoff_max_seconds,
             settings.webhook_concurrency,
+            lanes,
         )
 
     def backoff(self, attempts: int) -> timedelta:
@@ -86,9 +95,14 @@ class DeliveryPolicy:
         seconds = self.backoff_seconds * 2 ** (attempts - 1)
         return timedelta(seconds=min(seconds, self.backoff_max_seconds))
 
-    def lease(self, requests: int) -> timedelta:
-        """Long enough for `requests` sent one after the other to time out, and one more."""
-        return timedelta(seconds=self.timeout_seconds * (requests + 1))
+    def lease(self, requests: int, batch: int = 0) -> timedelta:
+        """Long enough for `requests` sent one after the other to time out, after waiting
+        their turns behind a batch of `batch` deliveries in each lane (at most `concurrency`
+        requests in flight, each done within the timeout), and one more: a lease that ran
+        out while its deliveries waited would let another claim send them twice, and a
+        customer's later one before them."""
+        rounds = math.ceil(batch * self.lanes / self.concurrency)
+        return timedelta(seconds=self.timeout_seconds * (requests + rounds + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +129,16 @@ class _Outcome:
 
 async def deliver_due(
     db: Database,
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     policy: DeliveryPolicy,
     *,
     batch_size: int,
+    in_flight: asyncio.Semaphore | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Send one batch of due deliveries; returns how many requests were made."""
+    """Send one batch of due deliveries; returns how many requests were made. `in_flight`
+    bounds the requests under way, shared by the batches a dispatcher sends side by side
+    (default: `policy.concurrency` for this batch alone)."""
     claimed = await _claim(db, policy, batch_size, now or utcnow())
     if not claimed:
         return 0
@@ -129,9 +146,12 @@ async def deliver_due(
     for item in claimed:
         groups[item.key].append(item)
     outcomes: dict[int, _Outcome] = {}
-    limit = asyncio.Semaphore(policy.concurrency)
+    limit = in_flight or asyncio.Semaphore(policy.concurrency)
+    # For a whole request, waiting for a pooled connection included (`in_flight` keeps that
+    # wait away: no more requests are under way than connections pooled).
+    timeout = aiohttp.ClientTimeout(total=policy.timeout_seconds)
     await asyncio.gather(
-        *(_send_in_order(client, policy, group, outcomes, limit) for group in groups.values())
+        *(_send_in_order(client, timeout, group, outcomes, limit) for group in groups.values())
     )
     await _record(db, policy, claimed, outcomes, now or utcnow())
     return len(outcomes)
@@ -140,7 +160,13 @@ async def deliver_due(
 async def _claim(
     db: Database, policy: DeliveryPolicy, batch_size: int, now: datetime
 ) -> list[_Claimed]:
+    """The oldest due deliveries not waiting behind an earlier one of their webhook and
+    customer, leased. Claims and records take turns (`hold_delivery_queue`), so an earlier
+    delivery is either in this batch, or leased or backing off (this one waits behind it),
+    or done."""
+
     async def work(session: AsyncSession) -> list[_Claimed]:
+        await hold_delivery_queue(session)
         due: Select[*tuple[Any, ...]] = (
             select(WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.customer_id)
             .where(
@@ -154,21 +180,14 @@ async def _claim(
         rows = (await session.execute(skip_locked(session, due))).all()
         if not rows:
             return []
-        held = await _held_elsewhere(session, rows)
-        keyed = [
-            (row.id, (row.webhook_id, row.customer_id) if row.customer_id else None) for row in rows
-        ]
-        ready = ready_in_order(keyed, held)
-        if not ready:
-            return []
-        chosen = set(ready)
-        longest = max(Counter(key or i for i, key in keyed if i in chosen).values())
+        ids = [row.id for row in rows]
+        longest = max(Counter((row.webhook_id, row.customer_id or row.id) for row in rows).values())
         await session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ready))
-            .values(next_attempt_at=now + policy.lease(longest))
+            .where(WebhookDelivery.id.in_(ids))
+            .values(next_attempt_at=now + policy.lease(longest, len(ids)))
         )
-        return await _load(session, ready)
+        return await _load(session, ids)
 
     return await db.transact(work)
 
@@ -185,28 +204,6 @@ def _waiting_behind(now: datetime) -> Exists:
         earlier.id < WebhookDelivery.id,
         earlier.next_attempt_at > now,
     )
-
-
-async def _held_elsewhere(
-    session: AsyncSession, rows: Sequence[Any]
-) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
-    """Per (webhook, customer) of the batch, the first pending delivery not in the batch:
-    claimed by another dispatcher at this moment, or past the batch's limit."""
-    pairs = {(row.webhook_id, row.customer_id) for row in rows if row.customer_id is not None}
-    if not pairs:
-        return {}
-    statement = (
-        select(
-            WebhookDelivery.webhook_id, WebhookDelivery.customer_id, func.min(WebhookDelivery.id)
-        )
-        .where(
-            WebhookDelivery.status == PENDING,
-            tuple_(WebhookDelivery.webhook_id, WebhookDelivery.customer_id).in_(pairs),
-            WebhookDelivery.id.not_in([row.id for row in rows]),
-        )
-        .group_by(WebhookDelivery.webhook_id, WebhookDelivery.customer_id)
-    )
-    return {(w, c): first for w, c, first in await session.execute(statement) if c}
 
 
 async def _load(session: AsyncSession, ids: Sequence[int]) -> list[_Claimed]:
@@ -238,8 +235,8 @@ async def _load(session: AsyncSession, ids: Sequence[int]) -> list[_Claimed]:
 
 
 async def _send_in_order(
-    client: httpx.AsyncClient,
-    policy: DeliveryPolicy,
+    client: aiohttp.ClientSession,
+    timeout: aiohttp.ClientTimeout,
     group: list[_Claimed],
     outcomes: dict[int, _Outcome],
     limit: asyncio.Semaphore,
@@ -247,13 +244,15 @@ async def _send_in_order(
     """One customer's deliveries to one webhook, oldest first, until one fails."""
     for item in group:
         async with limit:
-            outcome = await _post(client, policy, item)
+            outcome = await _post(client, timeout, item)
         outcomes[item.id] = outcome
         if not outcome.ok:
             return
 
 
-async def _post(client: httpx.AsyncClient, policy: DeliveryPolicy, item: _Claimed) -> _Outcome:
+async def _post(
+    client: aiohttp.ClientSession, timeout: aiohttp.ClientTimeout, item: _Claimed
+) -> _Outcome:
     body = item.event.to_json()
     headers = {
         "Content-Type": "application/json",
@@ -262,14 +261,16 @@ async def _post(client: httpx.AsyncClient, policy: DeliveryPolicy, item: _Claime
         SIGNATURE_HEADER: sign(item.secret, body),
     }
     try:
-        response = await client.post(
-            item.url, content=body, headers=headers, timeout=policy.timeout_seconds
-        )
-    except httpx.HTTPError as error:
+        # The answer's body is not read: an unread one only costs its connection's reuse.
+        async with client.post(
+            item.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as error:
         return _Outcome(False, None, f"{type(error).__name__}: {error}"[:500])
-    if response.is_success:
-        return _Outcome(True, response.status_code, None)
-    return _Outcome(False, response.status_code, f"HTTP {response.status_code}")
+    if 200 <= status < 300:
+        return _Outcome(True, status, None)
+    return _Outcome(False, status, f"HTTP {status}")
 
 
 async def _record(
@@ -279,35 +280,42 @@ async def _record(
     outcomes: dict[int, _Outcome],
     now: datetime,
 ) -> None:
-    """Delivered, retried later or dead; the unsent rest of a stopped group is released."""
-    rows = []
+    """Delivered, retried later or dead; the unsent rest of a stopped group is released.
+    Deliveries given the same values share one UPDATE: a batch of successes is one statement
+    per status code, not one per delivery."""
+    same: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
     for item in claimed:
-        outcome = outcomes.get(item.id)
-        if outcome is None:
-            rows.append({"id": item.id, "next_attempt_at": now})
-            continue
-        attempts = item.attempts + 1
-        row: dict[str, Any] = {
-            "id": item.id,
-            "attempts": attempts,
-            "last_attempt_at": now,
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-        }
-        if outcome.ok:
-            row |= {"status": DeliveryStatus.DELIVERED.value, "delivered_at": now}
-        elif attempts >= policy.max_attempts:
-            row |= {"status": DeliveryStatus.DEAD.value}
-        else:
-            row |= {"next_attempt_at": now + policy.backoff(attempts)}
-        rows.append(row)
-
-    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_shape[tuple(sorted(row))].append(row)
+        same[tuple(_outcome_values(policy, item, outcomes.get(item.id), now).items())].append(
+            item.id
+        )
 
     async def work(session: AsyncSession) -> None:
-        for same in by_shape.values():
-            await session.execute(update(WebhookDelivery), same)
+        await hold_delivery_queue(session)
+        for values, ids in same.items():
+            changes = dict(values)
+            if "last_attempt_at" in changes:  # an attempt was made
+                changes["attempts"] = WebhookDelivery.attempts + 1
+            await session.execute(
+                update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(changes)
+            )
 
     await db.transact(work)
+
+
+def _outcome_values(
+    policy: DeliveryPolicy, item: _Claimed, outcome: _Outcome | None, now: datetime
+) -> dict[str, Any]:
+    """The columns an outcome sets (attempts aside: one more whenever an attempt was made)."""
+    if outcome is None:
+        return {"next_attempt_at": now}
+    values: dict[str, Any] = {
+        "last_attempt_at": now,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+    }
+    attempts = item.attempts + 1
+    if outcome.ok:
+        return values | {"status": DeliveryStatus.DELIVERED.value, "delivered_at": now}
+    if attempts >= policy.max_attempts:
+        return values | {"status": DeliveryStatus.DEAD.value}
+    return values | {"next_attempt_at": now + policy.backoff(attempts)}

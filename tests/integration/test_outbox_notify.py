@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from domain.delivery.dispatch import ChangeRecord
-from service.dispatcher import Dispatcher
+from service.dispatcher import LISTENING_POLL_SECONDS, Dispatcher
 from service.settings import Settings
 from store.db import Database
 from store.pubsub import InProcessBroker
@@ -91,3 +91,15 @@ async def test_the_outbox_trigger_exists_only_on_postgresql(db: Database, backen
                 text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
             )
             assert found == 0
+
+
+async def test_the_outbox_polls_less_often_while_notifications_are_heard(
+    db: Database, settings: Settings
+) -> None:
+    fast = settings.model_copy(update={"dispatch_interval_seconds": 0.1})
+    dispatcher = Dispatcher(db, InProcessBroker(), fast)
+    assert dispatcher.outbox_poll_seconds() == 0.1  # nothing heard (SQLite, or not yet)
+    dispatcher.listening.set()
+    assert dispatcher.outbox_poll_seconds() == LISTENING_POLL_SECONDS
+    dispatcher.listening.clear()  # the connection was lost: the configured interval again
+    assert dispatcher.outbox_poll_seconds() == 0.1

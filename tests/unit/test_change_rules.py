@@ -48,6 +48,21 @@ def test_backoff_doubles_from_the_base_up_to_the_cap() -> None:
     assert policy.lease(3) == timedelta(seconds=40)
 
 
+def test_a_lease_covers_the_wait_behind_the_batches_in_flight() -> None:
+    """500 deliveries in each of 2 lanes, 16 requests at a time: 63 rounds of waiting at
+    most, then the customer's own 2 requests, and one more timeout."""
+    policy = DeliveryPolicy(
+        timeout_seconds=10,
+        max_attempts=8,
+        backoff_seconds=5,
+        backoff_max_seconds=60,
+        concurrency=16,
+        lanes=2,
+    )
+    assert policy.lease(2, batch=500) == timedelta(seconds=10 * (2 + 63 + 1))
+    assert policy.lease(1, batch=8) == timedelta(seconds=10 * (1 + 1 + 1))
+
+
 def test_the_wire_form_round_trips() -> None:
     event = record("customer.merged", uuid.uuid4(), mergeId="m")
     assert ChangeRecord.from_json(event.to_json()) == event
