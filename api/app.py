@@ -50,7 +50,14 @@ def create_app(
     provider = tracing or tracer_provider(settings)
     state = AppState(
         settings=settings,
-        db=Database.from_url(settings.database_url, echo=settings.sql_echo),
+        db=Database.from_url(
+            settings.database_url,
+            echo=settings.sql_echo,
+            replica_urls=settings.replica_urls,
+            max_lag_seconds=settings.replica_max_lag_seconds,
+            check_seconds=settings.replica_check_interval_seconds,
+            wait_seconds=settings.replica_wait_seconds,
+        ),
         redis=redis,
         broker=create_broker(redis, changes_channel(settings.database_url)),
         tracer=provider.get_tracer("c360") if provider is not None else None,
