@@ -17,6 +17,7 @@ from bench import (
     insights,
     lifecycle,
     read,
+    replicas,
     segments,
     tags,
 )
@@ -28,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "fuzz": fuzz.main,
     "changes": changes.main,
     "read": read.main,
+    "replicas": replicas.main,
     "lifecycle": lifecycle.main,
     "segments": segments.main,
     "insights": insights.main,

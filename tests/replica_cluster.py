@@ -130,6 +130,7 @@ class ReplicaServer:
     def __init__(self, directory: Path, port: int) -> None:
         self.directory = directory
         self.port = port
+        self.name = f"c360_replica_{port}"  # application_name in pg_stat_replication
 
     def pg_ctl(self, *arguments: str) -> None:
         log = self.directory / "server.log"

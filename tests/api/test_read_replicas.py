@@ -87,9 +87,11 @@ class Client:
     async def replica_sql(self, statement: str) -> Any:
         replica_url = make_url(self.url).set(port=self.replica_port)
         connection = await asyncpg.connect(
-            host=replica_url.host, port=replica_url.port, user=replica_url.username,
+            host=replica_url.host,
+            port=replica_url.port,
+            user=replica_url.username,
             database=replica_url.database,
-        )  # fmt: skip
+        )
         try:
             return await connection.fetchval(statement)
         finally:
