@@ -29,7 +29,12 @@ from api.schema.root import build_schema
 from domain.access.keys import Principal
 from service.dispatcher import Dispatcher
 from service.logs import configure_logging
-from service.periodic import scan_duplicates_every, sweep_lifecycle_every, sweep_tags_every
+from service.periodic import (
+    keep_event_partitions_every,
+    scan_duplicates_every,
+    sweep_lifecycle_every,
+    sweep_tags_every,
+)
 from service.settings import Settings
 from service.tracing import tracer_provider
 from store.db import Database
@@ -87,7 +92,16 @@ def create_app(
             duplicate_scanner = asyncio.create_task(
                 scan_duplicates_every(state.db, settings), name="c360-duplicate-scan"
             )
+        partition_keeper = None
+        if settings.event_partition_interval_seconds > 0:
+            partition_keeper = asyncio.create_task(
+                keep_event_partitions_every(state.db, settings), name="c360-event-partitions"
+            )
         yield
+        if partition_keeper is not None:
+            partition_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await partition_keeper
         if duplicate_scanner is not None:
             duplicate_scanner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -222,6 +222,7 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     console = Console()
+    read_servers.install_wrk()
     server = server_url(args.database_url)
     report: dict[str, Any] = {"date": datetime.now(UTC).date().isoformat(), "cpus": os.cpu_count()}
     with streaming_replica(args.database_url) as replica:

@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     tag_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the tags (each worker)."
     )
+    # Events' monthly partitions on PostgreSQL (store/partitions.py), made ahead by `serve`.
+    event_partitions_ahead_months: int = Field(
+        default=3, ge=1, description="Months after this one that always have a partition."
+    )
+    event_partition_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="How often `serve` makes the months ahead; 0: off."
+    )
     # Observability (service/logs.py, api/metrics.py, service/tracing.py).
     log_format: Literal["json", "console"] = Field(
         default="json", description="One JSON object per line, or coloured lines for a terminal."
