@@ -5,6 +5,8 @@ SQLite keeps one table: the same answers, nothing to make."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from domain.conditions.sql import compile_condition
+from service.periodic import keep_event_partitions_every
+from service.settings import Settings
 from store import partitions
 from store.db import Database
 from store.models import Customer, Event
@@ -102,3 +106,31 @@ async def test_an_event_window_reads_only_its_months(db: Database) -> None:
     oldest = partitions.partition_name(partitions.month_of(NOW - timedelta(days=120)))
     assert all(name in plan for name in window), plan
     assert oldest not in plan, plan
+
+
+async def test_serve_makes_the_months_ahead_on_its_interval(
+    db: Database, settings: Settings
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite keeps one events table: no months to make")
+    wanted = partitions.month_of(NOW)
+    for _ in range(9):
+        wanted = partitions.next_month(wanted)
+    ahead = settings.model_copy(
+        update={"event_partitions_ahead_months": 9, "event_partition_interval_seconds": 0.05}
+    )
+    task = asyncio.create_task(keep_event_partitions_every(db, ahead))
+    try:
+        for _ in range(500):  # polls the task's effect; it sleeps 0.05 s between runs
+            await asyncio.sleep(0.01)
+            if task.done():
+                break
+            async with db.read() as session:
+                if wanted in await partitions.months(session):
+                    break
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    async with db.read() as session:
+        assert wanted in await partitions.months(session)
