@@ -144,7 +144,8 @@ async def _sample_lag(server: Any, name: str, done: asyncio.Event) -> dict[str, 
             row = await connection.fetchrow(
                 "SELECT coalesce(extract(epoch FROM replay_lag), 0)::float8 AS lag, "
                 "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 AS bytes "
-                "FROM pg_stat_replication WHERE application_name = $1",
+                "FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid "
+                "WHERE s.slot_name = $1",
                 name,
             )
             if row is not None:
@@ -215,6 +216,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--items", type=int, default=20_000, help="ingest: events and orders")
     parser.add_argument("--people", type=int, default=5_000)
     parser.add_argument(
+        "--parts",
+        type=lambda v: set(v.split(",")),
+        default={"q2", "tokens", "lag"},
+        help="what to measure: q2, tokens, lag (comma-separated)",
+    )
+    parser.add_argument(
         "--database-url", default=os.environ.get("C360_BENCH_DATABASE_URL", DEFAULT_URL)
     )
     parser.add_argument(
@@ -232,29 +239,36 @@ def main(argv: list[str]) -> int:
                 url = db.engine.url.set(drivername="postgresql")
                 dsn = url.render_as_string(hide_password=False)
                 replica_dsn = url.set(port=replica.port).render_as_string(hide_password=False)
-                console.print(f"building {args.customers:,} customers ...")
-                report["dataset"] = await read_dataset.build(
-                    db, args.customers, datetime.now(UTC), console.print
-                )
+                if "q2" in args.parts:  # the write-then-read rounds need no dataset
+                    console.print(f"building {args.customers:,} customers ...")
+                    report["dataset"] = await read_dataset.build(
+                        db, args.customers, datetime.now(UTC), console.print
+                    )
                 await checkpoint(server)
                 key = await asyncio.to_thread(_key, dsn, "admin")
                 await wait_until_replayed(dsn, replica.port)
-                report["q2"] = await asyncio.to_thread(
-                    _throughput, dsn, replica_dsn, args.redis_url, key, args.duration, console
+                if "q2" in args.parts:
+                    report["q2"] = await asyncio.to_thread(
+                        _throughput, dsn, replica_dsn, args.redis_url, key, args.duration, console
+                    )
+                if "tokens" in args.parts:
+                    report["token_reads"] = await asyncio.to_thread(
+                        _token_reads, dsn, replica_dsn, args.redis_url, key, args.rounds
+                    )
+                    console.print(f"token-carrying reads: {report['token_reads']}")
+            if "lag" in args.parts:
+                report["lag_during_ingest"] = await _lag_during_ingest(
+                    server, replica, args.items, args.people
                 )
-                report["token_reads"] = await asyncio.to_thread(
-                    _token_reads, dsn, replica_dsn, args.redis_url, key, args.rounds
-                )
-                console.print(f"token-carrying reads: {report['token_reads']}")
-            report["lag_during_ingest"] = await _lag_during_ingest(
-                server, replica, args.items, args.people
-            )
-            console.print(f"replay lag during ingest: {report['lag_during_ingest']}")
+                console.print(f"replay lag during ingest: {report['lag_during_ingest']}")
 
         asyncio.run(measured())
-    alone = [r["rps"] for r in report["q2"] if r["setup"] == "primary"]
-    routed = [r["rps"] for r in report["q2"] if r["setup"] == "primary+replica"]
-    report["q2_rps_ratio"] = round(sum(routed) / sum(alone), 3)
-    console.print(f"Q2 c={CONCURRENCY}: primary+replica / primary alone = {report['q2_rps_ratio']}")
-    write_results("replicas", report)
+    report["load_1m_end"] = _loadavg()
+    if "q2" in report:
+        alone = [r["rps"] for r in report["q2"] if r["setup"] == "primary"]
+        routed = [r["rps"] for r in report["q2"] if r["setup"] == "primary+replica"]
+        report["q2_rps_ratio"] = round(sum(routed) / sum(alone), 3)
+        console.print(f"Q2 c={CONCURRENCY}: primary+replica / primary = {report['q2_rps_ratio']}")
+    suffix = "" if args.parts == {"q2", "tokens", "lag"} else "-" + "-".join(sorted(args.parts))
+    write_results("replicas", report, suffix)
     return 0

@@ -44,10 +44,16 @@ STATE_SQL = text(
     """
 )
 REPLAYED_SQL = text("SELECT pg_last_wal_replay_lsn()::text")
-# The primary's WAL insert position: past the commit record of every transaction committed
-# before it, even one committed with synchronous_commit off and not yet flushed
-# (`pg_current_wal_lsn()`, the write position, may lag such a commit).
-POSITION_SQL = text("SELECT pg_current_wal_insert_lsn()::text")
+# Where the primary's WAL stands after a commit, as far as that commit needs: committed with
+# synchronous_commit on (or local, remote_*), it is flushed, and the flush position is past
+# it and already on its way to the replicas; committed with it off, it may not be written yet,
+# and only the insert position is sure to be past it (the write position,
+# `pg_current_wal_lsn()`, may lag it). The insert position also counts other sessions'
+# unflushed WAL, which replicas see only after the WAL writer flushes it (wal_writer_delay).
+POSITION_SQL = text(
+    "SELECT CASE WHEN current_setting('synchronous_commit') = 'off' "
+    "THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END::text"
+)
 
 
 def parse_position(token: str | None) -> int | None:

@@ -1,7 +1,8 @@
 """A streaming replica of the test PostgreSQL cluster, on a port of its own, for the read
 replica tests: `pg_basebackup -R` from the primary, then `pg_ctl start` on the copy.
 
-The primary must accept replication connections from 127.0.0.1; when its pg_hba.conf has no
+The replica streams through a physical replication slot of its own (`c360_replica_<port>`),
+dropped with it. The primary must accept replication connections from 127.0.0.1; when its pg_hba.conf has no
 such rule, one (`host replication all 127.0.0.1/32 trust`, like its other loopback rules) is
 added and the configuration reloaded, so that `.ci/run` works on a clean machine. The
 server's files belong to the `postgres` OS user: run as root, the tools run as that user.
@@ -78,6 +79,19 @@ async def _allow_replication(server_url: str) -> dict[str, str]:
     return limits
 
 
+async def _drop_slot(server_url: str, name: str) -> None:
+    """The replica's slot, gone with it: a slot left behind would hold WAL on the primary."""
+    connection = await _connect(server_url)
+    try:
+        await connection.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = $1",
+            name,
+        )
+    finally:
+        await connection.close()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -130,7 +144,7 @@ class ReplicaServer:
     def __init__(self, directory: Path, port: int) -> None:
         self.directory = directory
         self.port = port
-        self.name = f"c360_replica_{port}"  # application_name in pg_stat_replication
+        self.name = f"c360_replica_{port}"  # its replication slot on the primary
 
     def pg_ctl(self, *arguments: str) -> None:
         log = self.directory / "server.log"
@@ -158,7 +172,18 @@ def streaming_replica(server_url: str) -> Iterator[ReplicaServer]:
         host, port = parsed.host or "127.0.0.1", str(parsed.port or 5432)
         user = parsed.username or "postgres"
         source = ("-h", host, "-p", port, "-U", user, "-D", str(directory))
-        _run(str(PG_BIN / "pg_basebackup"), *source, "-X", "stream", "-R", "--checkpoint=fast")
+        # A slot of its own keeps the primary's WAL until the replica has it: under a busy
+        # primary, a replica without one falls behind the WAL kept and never catches up.
+        slot = ("-C", "-S", server.name)
+        backup = (*source, *slot, "-X", "stream", "-R", "--checkpoint=fast")
+        for attempt in range(3):  # a busy shared server has cut a copy short: copy again
+            try:
+                _run(str(PG_BIN / "pg_basebackup"), *backup)
+                break
+            except RuntimeError:
+                asyncio.run(_drop_slot(server_url, server.name))
+                if attempt == 2:
+                    raise
         _configure(directory, server.port, limits)
         server.start()
         started = True
@@ -169,3 +194,4 @@ def streaming_replica(server_url: str) -> Iterator[ReplicaServer]:
             with suppress(RuntimeError):  # already stopped
                 server.stop("immediate")
         shutil.rmtree(directory, ignore_errors=True)
+        asyncio.run(_drop_slot(server_url, server.name))
