@@ -29,7 +29,12 @@ from api.schema.root import build_schema
 from domain.access.keys import Principal
 from service.dispatcher import Dispatcher
 from service.logs import configure_logging
-from service.periodic import scan_duplicates_every, sweep_lifecycle_every, sweep_tags_every
+from service.periodic import (
+    keep_event_partitions_every,
+    scan_duplicates_every,
+    sweep_lifecycle_every,
+    sweep_tags_every,
+)
 from service.settings import Settings
 from service.tracing import tracer_provider
 from store.db import Database
@@ -50,7 +55,14 @@ def create_app(
     provider = tracing or tracer_provider(settings)
     state = AppState(
         settings=settings,
-        db=Database.from_url(settings.database_url, echo=settings.sql_echo),
+        db=Database.from_url(
+            settings.database_url,
+            echo=settings.sql_echo,
+            replica_urls=settings.replica_urls,
+            max_lag_seconds=settings.replica_max_lag_seconds,
+            check_seconds=settings.replica_check_interval_seconds,
+            wait_seconds=settings.replica_wait_seconds,
+        ),
         redis=redis,
         broker=create_broker(redis, changes_channel(settings.database_url)),
         tracer=provider.get_tracer("c360") if provider is not None else None,
@@ -80,7 +92,16 @@ def create_app(
             duplicate_scanner = asyncio.create_task(
                 scan_duplicates_every(state.db, settings), name="c360-duplicate-scan"
             )
+        partition_keeper = None
+        if settings.event_partition_interval_seconds > 0:
+            partition_keeper = asyncio.create_task(
+                keep_event_partitions_every(state.db, settings), name="c360-event-partitions"
+            )
         yield
+        if partition_keeper is not None:
+            partition_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await partition_keeper
         if duplicate_scanner is not None:
             duplicate_scanner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

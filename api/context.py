@@ -44,14 +44,23 @@ class AppState:
         return SocketRegistry(self.settings, self.db, self.redis)
 
 
+CONSISTENCY_HEADER = "X-Consistency-Token"
+READ_SOURCE_HEADER = "X-Read-Source"
+
+
 def request_db(connection: HTTPConnection) -> Database:
     """The database as one connection sees it, made on first use: an HTTP request's reads,
     from the key lookup to the last list of the response, share one pooled connection until
-    the context closes it (store.db.RequestReads); a websocket lives too long to hold one."""
+    the context closes it (store.db.RequestReads), on a replica that has replayed up to the
+    request's consistency token (CONSISTENCY_HEADER) when there are replicas; a websocket lives
+    too long to hold one, and reads from the primary."""
     found = getattr(connection.state, "c360_db", None)
     if found is None:
         db = connection.app.state.c360.db
-        found = db.request_scope() if connection.scope["type"] == "http" else db
+        if connection.scope["type"] == "http":
+            found = db.request_scope(connection.headers.get(CONSISTENCY_HEADER))
+        else:
+            found = db
         connection.state.c360_db = found
     return found  # type: ignore[no-any-return]
 

@@ -18,7 +18,9 @@ which strawberry's adapter would send as binary; `_TextFrames` sends them as tex
 A request the view cannot read (api.request_body says what it may be) gets HTTP 400 with a
 GraphQL-shaped JSON body and a code, as every other refusal of the view (405, 404, 406): never
 a 500 and never plain text. The media type of the answer, its status code and whether it has a
-`data` entry follow the GraphQL-over-HTTP specification (api.http_media).
+`data` entry follow the GraphQL-over-HTTP specification (api.http_media). With read replicas,
+the answer says where its reads went (`X-Read-Source`) and carries the consistency token a
+mutation returned (`X-Consistency-Token`, api.read_routing).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api import graphiql
 from api.auth import bearer_token, wants_graphiql
-from api.context import Context
+from api.context import CONSISTENCY_HEADER, READ_SOURCE_HEADER, Context
 from api.execution import DeadlineExceeded
 from api.http_media import GRAPHQL_RESPONSE, JSON, content_type, is_request_error, negotiate
 from api.metrics import count_refusal
@@ -91,6 +93,18 @@ def _refusal(
     )
 
 
+def _routing_headers(request: Request, response: Response) -> None:
+    """Where the request's reads went and, after a mutation, its consistency token
+    (api.read_routing): only when there are replicas to route to."""
+    db = getattr(request.state, "c360_db", None)
+    if db is None or db.replicas is None:
+        return
+    response.headers[READ_SOURCE_HEADER] = db.read_source
+    token = getattr(db, "consistency_token", None)
+    if token:
+        response.headers[CONSISTENCY_HEADER] = token
+
+
 class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = KeyedTransportWSHandler
     websocket_adapter_class = _TextFrames  # type: ignore[assignment]
@@ -109,6 +123,7 @@ class KeyedGraphQLRouter(GraphQLRouter[Context, None]):
                 return _refusal(request, 405, error.reason, media, {"Allow": "POST"})
             return _refusal(request, error.status_code, error.reason, media)
         response.headers["content-type"] = content_type(media)
+        _routing_headers(request, response)
         request_error = getattr(request.state, "c360_request_error", False)
         if media == GRAPHQL_RESPONSE and request_error and response.status_code == 200:
             response.status_code = 400

@@ -139,9 +139,18 @@ def running(server: Server, key: str | None, log: Path) -> Iterator[Server]:
 
 
 @contextmanager
-def ours(database_url: str, redis_url: str, workers: int, key: str, log: Path) -> Iterator[Server]:
+def ours(
+    database_url: str,
+    redis_url: str,
+    workers: int,
+    key: str,
+    log: Path,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """`settings`: more environment for the server (bench.replicas names its replicas)."""
     port = free_port()
     env = {
+        **(settings or {}),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "C360_GRAPHIQL": "false",

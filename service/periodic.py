@@ -1,5 +1,5 @@
-"""Background jobs of `serve` (the lifecycle sweep, the tag sweep, the duplicate scan): run one
-every so often.
+"""Background jobs of `serve` (the lifecycle sweep, the tag sweep, the duplicate scan, events'
+partitions ahead): run one every so often.
 
 A job is never stopped midway: cancelling the task (the server shutting down) waits for the
 run in hand to finish, so its transaction commits or rolls back instead of being abandoned
@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, TypeVar
 from domain.duplicates import runs as duplicate_runs
 from domain.lifecycle import rules as lifecycle_rules
 from domain.tagging import bulk as tag_bulk
+from store import partitions
 from store.db import Database
+from store.types import utcnow
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -93,3 +95,18 @@ async def scan_duplicates_every(db: Database, settings: Settings) -> None:
 
     job = partial(duplicate_runs.scan_changed, db, settings)
     await run_every(settings.duplicate_scan_interval_seconds, job, report, log, "duplicate scan")
+
+
+async def keep_event_partitions_every(db: Database, settings: Settings) -> None:
+    """Events' partitions for the months ahead, made every so often until cancelled, so that
+    ingest never meets a month without one (PostgreSQL; nothing on SQLite)."""
+
+    def report(result: partitions.PartitionChanges) -> None:
+        if result.created:
+            log.info("event partitions created: %s", ", ".join(result.created))
+
+    async def job() -> partitions.PartitionChanges:
+        ahead = settings.event_partitions_ahead_months
+        return await db.transact(lambda session: partitions.ensure_ahead(session, utcnow(), ahead))
+
+    await run_every(settings.event_partition_interval_seconds, job, report, log, "partitions")

@@ -21,11 +21,31 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "C360_DATABASE_URL"),
         description="SQLAlchemy URL; plain postgresql:// and sqlite:/// URLs get async drivers.",
     )
+    database_replica_urls: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "C360_DATABASE_REPLICA_URLS"),
+        description="PostgreSQL streaming replicas of DATABASE_URL, comma-separated: query "
+        "operations read from them, mutations and subscriptions use the primary (README, "
+        "Read replicas).",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=1.0, ge=0, description="A replica further behind than this is skipped."
+    )
+    replica_check_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often each replica is asked how far it has replayed."
+    )
+    replica_wait_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        description="How long a read with a consistency token may wait for a replica to replay "
+        "up to it before the primary answers.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("REDIS_URL", "C360_REDIS_URL"),
         description="Unset: in-process cache and pub/sub (single process only).",
     )
+
     default_phone_region: str = "CN"
     base_currency: str = "CNY"
     currency_rates: dict[str, Decimal] = Field(
@@ -124,6 +144,13 @@ class Settings(BaseSettings):
     tag_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the tags (each worker)."
     )
+    # Events' monthly partitions on PostgreSQL (store/partitions.py), made ahead by `serve`.
+    event_partitions_ahead_months: int = Field(
+        default=3, ge=1, description="Months after this one that always have a partition."
+    )
+    event_partition_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="How often `serve` makes the months ahead; 0: off."
+    )
     # Observability (service/logs.py, api/metrics.py, service/tracing.py).
     log_format: Literal["json", "console"] = Field(
         default="json", description="One JSON object per line, or coloured lines for a terminal."
@@ -151,3 +178,7 @@ class Settings(BaseSettings):
     duplicate_scan_interval_seconds: float = Field(
         default=60.0, description="How often `serve` scans changed profiles for duplicates."
     )
+
+    @property
+    def replica_urls(self) -> list[str]:
+        return [url.strip() for url in self.database_replica_urls.split(",") if url.strip()]

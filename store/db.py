@@ -8,6 +8,7 @@ ordinary under concurrency and must never reach a client.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,9 +27,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from store.replicas import POSITION_SQL, Replica, ReplicaSet, parse_position
+
 ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 T = TypeVar("T")
+log = logging.getLogger("c360.db")
 
 
 def async_url(raw: str) -> URL:
@@ -131,19 +135,49 @@ def is_not_migrated(error: BaseException) -> bool:
 
 
 class Database:
-    """The engine plus the two kinds of session the domain asks for."""
+    """The engine plus the two kinds of session the domain asks for; with `replicas`
+    (PostgreSQL streaming replicas, store.replicas), a request's reads may go to one of them
+    (`request_scope`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, replicas: ReplicaSet | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.replicas = replicas
         self._reads = async_sessionmaker(engine, expire_on_commit=False)
         self._writes = async_sessionmaker(
             engine.execution_options(c360_write=True), expire_on_commit=False
         )
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        return cls(create_engine(url, echo=echo))
+    def from_url(
+        cls,
+        url: str,
+        *,
+        echo: bool = False,
+        replica_urls: list[str] | None = None,
+        max_lag_seconds: float = 1.0,
+        check_seconds: float = 1.0,
+        wait_seconds: float = 0.05,
+    ) -> Database:
+        """`replica_urls`: streaming replicas of the PostgreSQL primary at `url`, for reads."""
+        engine = create_engine(url, echo=echo)
+        if not replica_urls:
+            return cls(engine)
+        if engine.dialect.name != "postgresql":
+            raise ValueError("read replicas need PostgreSQL")
+        replicas = [
+            Replica(async_url(raw).render_as_string(hide_password=True), create_engine(raw))
+            for raw in replica_urls
+        ]
+        return cls(
+            engine,
+            ReplicaSet(
+                replicas,
+                max_lag_seconds=max_lag_seconds,
+                check_seconds=check_seconds,
+                wait_seconds=wait_seconds,
+            ),
+        )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -170,16 +204,39 @@ class Database:
                 await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
         raise AssertionError("unreachable")
 
-    def request_scope(self) -> Database:
+    def request_scope(self, consistency_token: str | None = None) -> Database:
         """A handle for one request: its reads share one connection on PostgreSQL
-        (RequestReads); elsewhere, this database itself."""
-        return RequestReads(self) if self.dialect == "postgresql" else self
+        (RequestReads), on a replica when there are replicas, one that has replayed up to
+        `consistency_token` if the client sent one; elsewhere, this database itself."""
+        if self.dialect != "postgresql":
+            return self
+        return RequestReads(self, consistency_token)
+
+    async def pin_primary(self) -> None:
+        """From now on this handle reads from the primary (a mutation reads what it wrote);
+        the database itself always does."""
+
+    @property
+    def read_source(self) -> str:
+        """Where this handle's reads went: `primary` or `replica`."""
+        return "primary"
+
+    async def write_position(self) -> str | None:
+        """The primary's WAL position now, as a consistency token, when there are replicas to
+        be consistent with; None without (SQLite, or no replicas)."""
+        if self.replicas is None:
+            return None
+        async with self.engine.connect() as connection:
+            value = (await connection.execute(POSITION_SQL)).scalar()
+        return str(value) if value else None
 
     async def close(self) -> None:
         """Give back what a request-scoped handle holds; nothing for the database itself."""
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replicas is not None:
+            await self.replicas.dispose()
 
 
 _holder: ContextVar[Database | None] = ContextVar("c360_request_reads", default=None)
@@ -196,14 +253,49 @@ class RequestReads(Database):
     changes nothing a read sees: under READ COMMITTED, PostgreSQL's default, every statement
     takes its own snapshot inside a transaction or not. A read opened while the same request
     (task, or a task it started) holds the connection gets a pooled session of its own
-    instead of waiting for itself."""
+    instead of waiting for itself.
 
-    def __init__(self, base: Database) -> None:
+    With replicas, the first read picks where the request reads: a replica the ReplicaSet
+    offers (one that has replayed up to the request's consistency token, if any), else the
+    primary; a replica that cannot be reached is marked down and the primary answers.
+    `pin_primary()` moves the rest of the request's reads to the primary."""
+
+    def __init__(self, base: Database, consistency_token: str | None = None) -> None:
         self.engine, self.dialect = base.engine, base.dialect
+        self.replicas = base.replicas
         self._reads, self._writes = base._reads, base._writes
         self._base = base
         self._lock = asyncio.Lock()
         self._connection: AsyncConnection | None = None
+        self._token = consistency_token
+        self._source: AsyncEngine | None = None if base.replicas else base.engine
+
+    @property
+    def read_source(self) -> str:
+        return "replica" if self._source not in (None, self.engine) else "primary"
+
+    async def _connect(self) -> AsyncConnection:
+        if self._source is None:
+            self._source = self.engine
+            replica = await self._replica()
+            if replica is not None:
+                try:
+                    connection = await replica.engine.connect()
+                except Exception as error:  # gone since its last check: the primary answers
+                    log.warning("replica %s unreachable: %s", replica.name, error)
+                    replica.mark_down()
+                else:
+                    self._source = replica.engine
+                    return connection
+        return await self._source.connect()
+
+    async def _replica(self) -> Replica | None:
+        if self.replicas is None:
+            return None
+        after = parse_position(self._token)
+        if self._token is not None and after is None:
+            return None  # a token that does not parse cannot be checked: the primary answers
+        return await self.replicas.choose(after)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -215,7 +307,7 @@ class RequestReads(Database):
             token = _holder.set(self)
             try:
                 if self._connection is None:
-                    connection = await self.engine.connect()
+                    connection = await self._connect()
                     self._connection = await connection.execution_options(
                         isolation_level="AUTOCOMMIT"
                     )
@@ -232,6 +324,21 @@ class RequestReads(Database):
             await self.close()
         async with self._base.write() as session:
             yield session
+
+    async def pin_primary(self) -> None:
+        async with self._lock:
+            if self._source is not self.engine:
+                await self.close()
+                self._source = self.engine
+
+    async def write_position(self) -> str | None:
+        self._token = await self._base.write_position()
+        return self._token
+
+    @property
+    def consistency_token(self) -> str | None:
+        """The request's token: the one its client sent, or the position its write returned."""
+        return self._token
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.db import is_not_migrated
+from store.partitions import is_partition
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +44,16 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 def compared(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Autogenerate's filter: indexes on expressions (the coalesced sort keys) are written by
     hand in their migration, and PostgreSQL reflects them as text that never compares equal
-    to the model's expression; so are indexes of one dialect (`ddl_if`), which the other
-    never has; everything else is compared."""
+    to the model's expression; so are indexes and unique constraints of one dialect
+    (`ddl_if`), which the other never has; events' monthly partitions on PostgreSQL are
+    made by migration and by `serve` (store.partitions), not by the models; everything else
+    is compared."""
+    if type_ == "table" and reflected and is_partition(name):
+        return False
+    if type_ == "unique_constraint" and any(
+        getattr(each, "_ddl_if", None) is not None for each in (obj, compare_to)
+    ):
+        return False
     if type_ == "index":
         index = obj if obj is not None else compare_to
         if getattr(index, "_ddl_if", None) is not None:

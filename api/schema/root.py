@@ -17,6 +17,7 @@ from api.execution import FastExecutionContext
 from api.limits import Limits
 from api.operation_log import OperationLog
 from api.payloads import Refusals
+from api.read_routing import ReadRouting
 from api.schema.access_ops import AccessMutations, AccessQueries
 from api.schema.activity_ops import ActivityMutations
 from api.schema.change_ops import ChangeMutations, ChangeQueries, ChangeSubscriptions
@@ -102,6 +103,7 @@ def build_schema() -> strawberry.Schema:
             OperationLog,  # first: it sees the errors as ErrorShaping leaves them
             ErrorShaping,
             Limits,  # before ValidationCache: hostile documents never reach full validation
+            ReadRouting,
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],

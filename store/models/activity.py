@@ -26,9 +26,14 @@ class Event(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     properties: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
 
+    # PostgreSQL partitions events by month of `occurred_at` (migration c14_partitions,
+    # store.partitions): its primary key there is (id, occurred_at), and a trigger keeps the
+    # idempotency key unique, as this constraint does on SQLite, whatever month a retry names.
     __table_args__ = (
+        UniqueConstraint("idempotency_key").ddl_if(dialect="sqlite"),
+        Index("ix_events_idempotency_key", "idempotency_key").ddl_if(dialect="postgresql"),
         Index("ix_events_customer_id_occurred_at", "customer_id", "occurred_at"),
         Index("ix_events_customer_id_type_occurred_at", "customer_id", "type", "occurred_at"),
         # Who had an event of a type in a window (the condition language's event leaf over a

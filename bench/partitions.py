@@ -1,0 +1,143 @@
+"""Events partitioned by month against one events table: an event-window condition (30 days)
+over the same generated population in two fresh databases, one migrated to head (events
+partitioned, c14_partitions) and one to the revision before it (one events table).
+
+`python -m bench partitions [--customers N] [--events E] [--orders O] [--repeat R]`: the
+population is bench segments' (set-based SQL, events spread over the last 365 days); the
+condition `{event: {type: "page_view", withinDays: 30}}` is compiled by the condition compiler
+and counted R times in each database, alternately (the partitioned one has its months for the
+whole year, as `serve` would have made them ahead); the figure is partitioned / unpartitioned
+on the medians (target <= 1.0x), with both plans. Results: bench/results/partitions-<date>.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import URL
+
+from bench.common import server_sql, server_url, write_results
+from bench.segments import load_population, population_parser
+from domain.conditions.sql import compile_condition
+from service.bootstrap import ensure_reference_data
+from store import partitions
+from store.db import Database
+from store.migrate import upgrade
+from store.models import Customer
+
+BEFORE_PARTITIONS = "c13_outbox_notify"
+CONDITION = {"event": {"type": "page_view", "withinDays": 30}}
+
+
+@asynccontextmanager
+async def _database(server: URL, revision: str) -> AsyncIterator[Database]:
+    name = f"c360_bench_{uuid.uuid4().hex[:12]}"
+    await server_sql(server, f'CREATE DATABASE "{name}"')
+    url = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    db = None
+    try:
+        await asyncio.to_thread(upgrade, url, revision)
+        db = Database.from_url(url)
+        await ensure_reference_data(db)
+        yield db
+    finally:
+        if db is not None:
+            await db.dispose()
+        await server_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _count(db: Database, now: datetime) -> tuple[float, int]:
+    async with db.read() as session:
+        matching = (await compile_condition(session, CONDITION, now)).apply(select(Customer.id))
+        started = time.perf_counter()
+        count = await session.scalar(select(func.count()).select_from(matching.subquery()))
+        return time.perf_counter() - started, int(count or 0)
+
+
+async def _plan(db: Database, now: datetime) -> list[str]:
+    async with db.read() as session:
+        matching = (await compile_condition(session, CONDITION, now)).apply(select(Customer.id))
+        counted = select(func.count()).select_from(matching.subquery())
+        sql = counted.compile(session.bind, compile_kwargs={"literal_binds": True})
+        rows = await session.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"))
+        return [str(row[0]) for row in rows]
+
+
+def _loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+async def _run(server: URL, args: Any, console: Console) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "population": {"customers": args.customers, "events": args.events, "orders": args.orders},
+        "condition": CONDITION,
+    }
+    async with (
+        _database(server, "head") as partitioned,
+        _database(server, BEFORE_PARTITIONS) as flat,
+    ):
+        systems = {"partitioned": partitioned, "unpartitioned": flat}
+        # The population's events span the last 365 days: their months exist before they
+        # land, as they would have been made ahead over the year (else the default takes them).
+        async with partitioned.write() as session:
+            since = datetime.now(UTC) - timedelta(days=366)
+            await partitions.ensure_ahead(session, since, 16)
+        for name, db in systems.items():
+            console.print(f"loading {name} ...")
+            report[f"load_{name}"] = await load_population(
+                db, args.customers, args.events, args.orders, uuid.uuid4()
+            )
+        now = datetime.now(UTC)
+        times: dict[str, list[float]] = {name: [] for name in systems}
+        counts: dict[str, int] = {}
+        report["load_1m_before"] = _loadavg()
+        for db in systems.values():  # warm: plans, caches
+            await _count(db, now)
+        for turn in range(args.repeat):
+            order = list(systems) if turn % 2 == 0 else list(reversed(systems))
+            for name in order:
+                seconds, counts[name] = await _count(systems[name], now)
+                times[name].append(seconds)
+        report["load_1m_after"] = _loadavg()
+        report["plans"] = {name: await _plan(db, now) for name, db in systems.items()}
+    medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    report["runs_ms"] = {
+        name: [round(v * 1000, 2) for v in values] for name, values in times.items()
+    }
+    report["median_ms"] = {name: round(value, 2) for name, value in medians.items()}
+    report["matching"] = counts
+    report["ratio_partitioned_over_unpartitioned"] = round(
+        medians["partitioned"] / medians["unpartitioned"], 3
+    )
+    return report
+
+
+def main(argv: list[str]) -> int:
+    parser = population_parser("python -m bench partitions", __doc__)
+    parser.set_defaults(customers=200_000, orders=200_000)
+    args = parser.parse_args(argv)
+    console = Console()
+    server = server_url(args.database_url)
+    report = asyncio.run(_run(server, args, console))
+    for name, plan in report["plans"].items():
+        console.print(f"[bold]{name}[/]\n" + "\n".join(plan))
+    console.print(
+        f"{CONDITION} at {args.events:,} events: partitioned {report['median_ms']['partitioned']}"
+        f" ms, unpartitioned {report['median_ms']['unpartitioned']} ms (medians of "
+        f"{args.repeat}): {report['ratio_partitioned_over_unpartitioned']}x; matching "
+        f"{report['matching']}; load {report['load_1m_before']} -> {report['load_1m_after']}"
+    )
+    suffix = "" if args.events == 10_000_000 else f"-{args.events}"
+    write_results("partitions", report, suffix)
+    return 0

@@ -1,0 +1,93 @@
+"""The monthly partitions of `events` on PostgreSQL (migration c14_partitions), created ahead
+of time by `serve` (service.periodic). SQLite keeps one table and has nothing to do.
+
+A month's partition is `events_YYYY_MM`, for [first instant of the month, first of the next)
+in UTC; `events_default` takes what no month covers (backfills older than the oldest month,
+clocks far ahead). Creating a month whose rows already sit in the default partition moves
+them: the new month is made as a table of its own, filled from the default partition, and
+attached (PostgreSQL refuses to attach a range the default partition still holds rows of).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.sqlfuncs import on_postgresql
+
+PARTITION_NAME = re.compile(r"events_(\d{4})_(\d{2})|events_default")
+
+
+def month_of(instant: datetime) -> datetime:
+    instant = instant.astimezone(UTC)
+    return datetime(instant.year, instant.month, 1, tzinfo=UTC)
+
+
+def next_month(month: datetime) -> datetime:
+    return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def partition_name(month: datetime) -> str:
+    return f"events_{month:%Y_%m}"
+
+
+def is_partition(table_name: str | None) -> bool:
+    """One of events' partitions (its parent, `events`, is not)."""
+    return table_name is not None and PARTITION_NAME.fullmatch(table_name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChanges:
+    created: tuple[str, ...] = ()
+
+
+async def months(session: AsyncSession) -> list[datetime]:
+    """The months events has partitions for, oldest first."""
+    names = await session.scalars(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'events'::regclass"
+        )
+    )
+    found = []
+    for name in names:
+        match = PARTITION_NAME.fullmatch(name)
+        if match and match.group(1):
+            found.append(datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC))
+    return sorted(found)
+
+
+async def ensure_ahead(session: AsyncSession, now: datetime, ahead: int) -> PartitionChanges:
+    """Partitions for this month and the `ahead` months after it, those missing created."""
+    if not on_postgresql(session):
+        return PartitionChanges()
+    # Every `serve` worker runs this: one at a time, each seeing what the previous made.
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('c360.event_partitions'))"))
+    have = set(await months(session))
+    month, created = month_of(now), []
+    for _ in range(ahead + 1):
+        if month not in have:
+            await _create(session, month)
+            created.append(partition_name(month))
+        month = next_month(month)
+    return PartitionChanges(created=tuple(created))
+
+
+async def _create(session: AsyncSession, month: datetime) -> None:
+    name, bounds = partition_name(month), {"low": month, "high": next_month(month)}
+    await session.execute(text(f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS)"))
+    await session.execute(
+        text(
+            f"WITH moved AS (DELETE FROM events_default WHERE occurred_at >= :low "
+            f"AND occurred_at < :high RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+        ),
+        bounds,
+    )
+    low, high = month.isoformat(), next_month(month).isoformat()
+    await session.execute(
+        text(f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')")
+    )
