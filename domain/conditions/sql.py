@@ -83,7 +83,6 @@ from store.models import (
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 COMPLEMENTS = {Op.NEQ: Op.EQ, Op.NOT_IN: Op.IN, Op.NOT_EXISTS: Op.EXISTS}
 JSON_READERS = {Kind.NUMBER: json_number, Kind.TEXT: json_string, Kind.BOOLEAN: json_boolean}
-MONEY_METRICS = {Metric.MONETARY, Metric.CLV}
 
 
 @dataclass(frozen=True, slots=True)
