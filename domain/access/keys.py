@@ -126,11 +126,17 @@ async def create_api_key(db: Database, name: str, role: Role) -> NewApiKey:
 
 
 async def authenticate(db: Database, secret: str) -> Principal | None:
+    """The caller a secret names, or None (unknown or revoked); a request's key check goes
+    through domain.access.key_cache, which remembers what this reads."""
+    return await authenticate_hash(db, hash_secret(secret))
+
+
+async def authenticate_hash(db: Database, secret_hash: str) -> Principal | None:
     async with db.read() as session:
         row = (
             await session.execute(
                 select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.cost_budget_per_minute).where(
-                    ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None)
+                    ApiKey.secret_hash == secret_hash, ApiKey.revoked_at.is_(None)
                 )
             )
         ).first()
