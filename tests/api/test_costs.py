@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.asyncio.connection import AbstractConnection
 
 from api.ids import to_global_id
 from domain.access.keys import Role, authenticate
@@ -174,3 +175,26 @@ async def test_admission_is_one_redis_round_trip_per_request(
     assert len(calls) == 5
     # each admission pays what the request before it was charged
     assert [call["args"][3] for call in calls] == [0] + [SETTLED_PAGE] * 4
+
+
+async def test_a_known_key_s_request_is_one_redis_command_on_the_wire(
+    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted where redis-py writes to its sockets: the admission (one EVALSHA, paying what
+    the request before was charged) and nothing else, neither for the key nor for the cost."""
+    if not settings.redis_url:
+        pytest.skip("Redis only: without it the buckets are in-process")
+    sent: list[bytes] = []
+    write = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, command: Any, *args: Any, **kwargs: Any) -> None:
+        sent.append(b"".join(command) if isinstance(command, list) else bytes(command))
+        await write(self, command, *args, **kwargs)
+
+    async with client_of(settings) as client:
+        for _ in range(2):  # the script loaded and the key known
+            assert (await post(client, api.keys[Role.FRONTEND], PAGE)).status_code == 200
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+        for _ in range(5):
+            assert (await post(client, api.keys[Role.FRONTEND], PAGE)).status_code == 200
+    assert len(sent) == 5 and all(b"EVALSHA" in command for command in sent), sent
