@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from redis.asyncio.connection import AbstractConnection
 
+from api import limits
 from api.ids import to_global_id
+from api.query_measure import measure
 from domain.access.keys import Role, authenticate
 from service.settings import Settings
 from store.db import Database
@@ -198,3 +200,33 @@ async def test_a_known_key_s_request_is_one_redis_command_on_the_wire(
         for _ in range(5):
             assert (await post(client, api.keys[Role.FRONTEND], PAGE)).status_code == 200
     assert len(sent) == 5 and all(b"EVALSHA" in command for command in sent), sent
+
+
+async def test_a_document_is_measured_once_per_shape_of_its_variables(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same document with the same page size, or another text of the same length, is not
+    walked again; another page size is, and is refused as it would be on a first sight."""
+    walks = 0
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal walks
+        walks += 1
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(limits, "measure", counted)
+    document = "query($n: Int, $q: String) { sharedIdentifiers(type: $q, first: $n) { type } }"
+    answers = []
+    for variables in (
+        {"n": 5, "q": "li"},
+        {"n": 5, "q": "li"},
+        {"n": 5, "q": "wu"},  # another text, as long
+        {"n": 6, "q": "wu"},  # another page
+        {"n": 5000, "q": "wu"},  # a page too large
+        {"n": 5000, "q": "wu"},
+        {"n": 5, "q": "l\x00"},  # a text PostgreSQL cannot store
+    ):
+        body = (await api.post(document, variables)).json()
+        answers.append(body["errors"][0]["extensions"]["code"] if "errors" in body else "ok")
+    assert answers == ["ok"] * 4 + ["PAGE_SIZE_EXCEEDED"] * 2 + ["INVALID_INPUT"]
+    assert walks == 4
