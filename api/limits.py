@@ -2,7 +2,8 @@
 
 Hostile documents (deep nesting, alias or fragment amplification, huge pages or batches, token
 floods) are refused while the document is parsed and measured, so they never reach the
-database: the only statement such a request costs is the API-key lookup that precedes GraphQL.
+database: the only statement such a request may cost is the lookup of a key this process does
+not know yet (domain.access.key_cache), which precedes GraphQL.
 
     QUERY_TOO_LARGE         more tokens than `max_tokens` (the parser stops counting there)
     QUERY_TOO_DEEP          fields nested deeper than `max_depth`, fragments expanded
