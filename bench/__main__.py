@@ -16,6 +16,7 @@ from bench import (
     importing,
     insights,
     lifecycle,
+    pipeline,
     read,
     segments,
     tags,
@@ -33,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "insights": insights.main,
     "tags": tags.main,
     "costs": costs.main,
+    "pipeline": pipeline.main,
     "duplicates": duplicates.main,
     "import": importing.main,
 }
