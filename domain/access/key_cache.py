@@ -4,8 +4,9 @@ round trip while its key is known.
 The invalidation rule, beside the cache. What a key authenticates as is trusted:
 - only while this process hears change notices (store.invalidations' `live()`): a process that
   cannot hear them (Redis lost, or not yet subscribed) reads the database for every request;
-- until a notice names the key: `changed(key_id)`, called by whatever changes a key (revocation,
-  its budget, its role), forgets it in this process at once and tells every other one;
+- until a notice names the key: `changed(key_id)` forgets it in this process at once and tells
+  every other one; `revoke` and `set_budget` change a key and announce it, and so must any
+  other change of a key (its role);
 - for at most `ttl_seconds` after it was read (C360_KEY_CACHE_SECONDS, 1 s by default): the
   bound on a change that sends no notice (SQL by hand, the CLI in a process of its own).
 A read that a notice overtook is not kept (the generation count): it may predate the change.
@@ -20,7 +21,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.access.keys import Principal, authenticate_hash, hash_secret
+from domain.access.keys import (
+    ApiKeyRecord,
+    Principal,
+    authenticate_hash,
+    hash_secret,
+    revoke_api_key,
+    set_api_key_budget,
+)
 from store.db import Database
 from store.invalidations import Invalidations
 
@@ -66,6 +74,20 @@ class KnownKeys:
                 del self._known[next(iter(self._known))]  # the longest known goes
             self._known[secret_hash] = _Known(principal, read_at + self._ttl)
         return principal
+
+    async def revoke(self, db: Database, key_id: uuid.UUID) -> ApiKeyRecord:
+        """keys.revoke_api_key, heard by every process."""
+        record = await revoke_api_key(db, key_id)
+        await self.changed(key_id)
+        return record
+
+    async def set_budget(
+        self, db: Database, key_id: uuid.UUID, budget_per_minute: int | None
+    ) -> ApiKeyRecord:
+        """keys.set_api_key_budget, heard by every process."""
+        record = await set_api_key_budget(db, key_id, budget_per_minute)
+        await self.changed(key_id)
+        return record
 
     async def changed(self, key_id: uuid.UUID) -> None:
         """`key_id` changed (revoked, its budget or role): every process forgets it."""

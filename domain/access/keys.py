@@ -170,7 +170,8 @@ async def set_api_key_budget(
     db: Database, key_id: uuid.UUID, budget_per_minute: int | None
 ) -> ApiKeyRecord:
     """Give a key its own cost budget per minute, or (None) the service's default again. It
-    holds from the key's next request on, in every worker."""
+    holds from the key's next request on once the workers hear of it: the API changes it
+    through domain.access.key_cache's KnownKeys, which tells them."""
     if budget_per_minute is not None and not 1 <= budget_per_minute <= MAX_BUDGET_PER_MINUTE:
         raise InvalidInput(
             f"a budget is 1 to {MAX_BUDGET_PER_MINUTE:,} per minute, or null for the default",
