@@ -31,8 +31,9 @@ async def create_api_key(context: Context, name: str, role: access.Role) -> Crea
 
 
 async def revoke_api_key(context: Context, id: str) -> ApiKeyPayload:
-    # Its requests are refused from now on, in every process; this process's sockets of the
-    # key close now, other processes' within their next check.
+    # Its next request is refused here, and in other processes once they hear of it (at
+    # once, through Redis); this process's sockets of the key close now, others' within
+    # their next check.
     record = await context.state.keys.revoke(context.db, parse_uuid_id(id, "ApiKey"))
     await context.state.sockets.close_key(record.id)
     return ApiKeyPayload(key=ApiKey.of(record), errors=[])
