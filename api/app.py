@@ -119,6 +119,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher
         await state.broker.close()
+        await state.keys.close()
         await state.db.dispose()
         if state.redis is not None:
             await state.redis.aclose()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import HTTPException, status
 from starlette.requests import HTTPConnection, Request
 
-from api.context import request_db
+from api.context import AppState, request_db
 from api.errors import UnavailableError, unavailable_answer
-from domain.access.keys import Principal, authenticate
+from domain.access.keys import Principal
 
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
@@ -47,9 +47,10 @@ async def principal_of(request: HTTPConnection) -> Principal | None:
             UNAUTHORIZED,
         )
     db = request_db(request)
+    state: AppState = request.app.state.c360
     principal = None
     try:
-        principal = await authenticate(db, token)
+        principal = await state.keys.authenticate(db, token)
     except Exception as error:
         unavailable = unavailable_answer(error, None)
         if unavailable is None:

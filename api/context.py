@@ -15,9 +15,11 @@ from api.loaders import Loaders
 from api.metrics import Metrics
 from api.sockets import SocketRegistry
 from domain.access.erasure import ErasurePolicy
+from domain.access.key_cache import KnownKeys
 from domain.access.keys import Principal
 from service.settings import Settings
 from store.db import Database
+from store.invalidations import create_invalidations
 from store.pubsub import Broker, InProcessBroker
 from store.ratelimit import RateLimiter
 
@@ -37,6 +39,12 @@ class AppState:
     def limiter(self) -> RateLimiter:
         """Per-key cost budgets, shared through Redis when there is one."""
         return RateLimiter(self.redis)
+
+    @cached_property
+    def keys(self) -> KnownKeys:
+        """The API keys this process knows, told of changes made by any worker."""
+        notices = create_invalidations(self.redis, "keys", self.settings.database_url)
+        return KnownKeys(notices, self.settings.key_cache_seconds)
 
     @cached_property
     def sockets(self) -> SocketRegistry:

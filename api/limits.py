@@ -2,7 +2,8 @@
 
 Hostile documents (deep nesting, alias or fragment amplification, huge pages or batches, token
 floods) are refused while the document is parsed and measured, so they never reach the
-database: the only statement such a request costs is the API-key lookup that precedes GraphQL.
+database: the only statement such a request may cost is the lookup of a key this process does
+not know yet (domain.access.key_cache), which precedes GraphQL.
 
     QUERY_TOO_LARGE         more tokens than `max_tokens` (the parser stops counting there)
     QUERY_TOO_DEEP          fields nested deeper than `max_depth`, fragments expanded
@@ -24,7 +25,8 @@ database: the only statement such a request costs is the API-key lookup that pre
 The measure runs before graphql-core's own validation, whose rules are not all linear in the
 document's size. Every pass over a document before execution is linear in its size: the token
 count stops at the limit, the measure reads each fragment once (api.query_measure), and so does
-the lookahead resolvers use to prefetch (api.lookahead). Settings come from the request's
+the lookahead resolvers use to prefetch (api.lookahead); a document sent again with variables of
+the same shape is not measured again (api.measure_cache). Settings come from the request's
 context, so one Schema serves any app.
 """
 
@@ -35,6 +37,7 @@ from functools import lru_cache, reduce
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLSyntaxError,
@@ -50,6 +53,7 @@ from strawberry.types.graphql import OperationType
 
 from api import costs
 from api.costs import Cost
+from api.measure_cache import measured
 from api.query_measure import Measure, measure
 from service.settings import Settings
 
@@ -104,9 +108,21 @@ class Limits(SchemaExtension):
         yield
 
     def _measure(self, settings: Settings) -> Measure | None:
-        document = self.execution_context.graphql_document
+        """The operation's measure, walked once per document and variables' shape."""
+        execution = self.execution_context
+        document = execution.graphql_document
         if document is None:
             return None
+        return measured(
+            execution.schema._schema,
+            execution.query,
+            execution.operation_name,
+            execution.variables or {},
+            settings.page_size_default,
+            lambda: self._walk(document, settings),
+        )
+
+    def _walk(self, document: DocumentNode, settings: Settings) -> Measure | None:
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }

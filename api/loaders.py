@@ -7,7 +7,6 @@ for the concurrent tasks strawberry runs while resolving one page.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import cached_property
@@ -41,25 +40,6 @@ BUNDLED = {
 
 K = TypeVar("K")
 V = TypeVar("V")
-R = TypeVar("R")
-
-
-def when_loaded(
-    futures: Sequence[Awaitable[Any]], finish: Callable[[list[Any]], R]
-) -> R | Awaitable[R]:
-    """`finish(values)` at once when the loaders already hold every value (a prefetched
-    page), else once they arrive. A resolver that returns a plain value lets graphql-core
-    complete the field, and the profile around it, without an await: on a page of fifty
-    profiles that is hundreds of coroutines and gathers fewer. `finish` may itself return
-    an awaitable (a second lookup); it is awaited too."""
-    if all(isinstance(future, asyncio.Future) and future.done() for future in futures):
-        return finish([future.result() for future in futures])  # type: ignore[attr-defined]
-
-    async def later() -> R:
-        result: Any = finish([await future for future in futures])
-        return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
-
-    return later()
 
 
 def _grouped(
@@ -120,12 +100,6 @@ class Loaders:
     @cached_property
     def tag_definitions(self) -> DataLoader[uuid.UUID, tags.TagDefinitionRecord | None]:
         return _single(tags.definitions_by_id, self.db)
-
-    @cached_property
-    def tag_views(self) -> dict[uuid.UUID, Any]:
-        """The GraphQL objects of the tag definitions this response shows, by tag id: built
-        once each, however many assignments show them (api.schema.customers)."""
-        return {}
 
     @cached_property
     def tag_customer_counts(self) -> DataLoader[uuid.UUID, int]:
@@ -194,10 +168,10 @@ class Loaders:
         return _single(profile.customers_by_id, self.db)
 
     async def prefetch(self, customer_ids: Sequence[uuid.UUID], fields: Collection[str]) -> None:
-        """Load what `fields` (a profile's selected GraphQL fields) will read for a page of
-        profiles before graphql-core walks the page, so that every profile completes without
-        waiting (see `when_loaded`). On PostgreSQL the lists come in one statement
-        (domain.profile_bundle); elsewhere one statement per list, as the loaders would."""
+        """Prime the loaders with what `fields` (a profile's selected GraphQL fields) will read
+        for a page of profiles, before graphql-core walks the page: the lists then come in
+        one statement on PostgreSQL (domain.profile_bundle); elsewhere one statement per
+        list, as the loaders would read them."""
         parts = {part for field, part in BUNDLED.items() if field in fields}
         loads: list[Awaitable[Any]] = []
         if parts and profile_bundle.supported(self.db):
@@ -241,10 +215,10 @@ class Loaders:
 
         return DataLoader(load_fn=load)
 
-    def stages(self) -> Awaitable[dict[str, lifecycle.StageRecord]]:
+    async def stages(self) -> dict[str, lifecycle.StageRecord]:
         """The lifecycle stages by key, read once per request (many fields of a page show a
-        stage), as the loader's future: done at once once read (see `when_loaded`)."""
-        return self._stages.load(None)
+        stage)."""
+        return await self._stages.load(None)
 
     @cached_property
     def _pii_identity_types(self) -> DataLoader[None, frozenset[str]]:

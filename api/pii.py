@@ -46,6 +46,7 @@ CONDITION_ARGUMENTS = ("where", "condition")
 
 
 def sees_pii(principal: Principal | None) -> bool:
+    """The rule: who may read PII. Every extension below asks it, and nothing else does."""
     return principal is not None and principal.role is not Role.PARTNER
 
 
@@ -55,45 +56,48 @@ def _erased(source: Any) -> bool:
     return getattr(status, "value", status) == "ERASED"
 
 
-class Pii(ReadGuard):
+class _PartnerView(ReadGuard):
+    """A value shown as it is where `allows` says so (to callers who see PII), through `mask`
+    elsewhere. The one place a field's value meets the rule: every masking extension is one."""
+
     def allows(self, source: Any, context: Any) -> bool:
-        """The value passes through unchanged: plain reads may skip this extension."""
-        return sees_pii(context.principal) and not _erased(source)
+        return sees_pii(context.principal)
+
+    def mask(self, value: Any, source: Any, info: Info) -> Any:
+        raise NotImplementedError
 
     def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
-        if not sees_pii(info.context.principal) or _erased(source):
-            return None
-        return next_(source, info, **kwargs)
+        value = next_(source, info, **kwargs)
+        if self.allows(source, info.context):
+            return value
+        return self.mask(value, source, info)
 
     async def resolve_async(
         self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
     ) -> Any:
-        if not sees_pii(info.context.principal) or _erased(source):
-            return None
-        return await next_(source, info, **kwargs)
+        value = await next_(source, info, **kwargs)
+        if self.allows(source, info.context):
+            return value
+        masked = self.mask(value, source, info)
+        return await masked if inspect.isawaitable(masked) else masked
 
 
-class PiiIdentities(FieldExtension):
-    """Customer.identities resolves at once when its page was prefetched: so does this, for
-    callers who see PII (the masking of the others needs the PII types, read on demand)."""
+class Pii(_PartnerView):
+    """Null for callers without PII access, and for erased profiles whoever asks."""
 
-    def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
-        identities = next_(source, info, **kwargs)
-        if sees_pii(info.context.principal):
-            return identities
-        return self._masked(identities, info)
+    def allows(self, source: Any, context: Any) -> bool:
+        return super().allows(source, context) and not _erased(source)
 
-    async def resolve_async(
-        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
-    ) -> Any:
-        return self.resolve(next_, source, info, **kwargs)
+    def mask(self, value: Any, source: Any, info: Info) -> Any:
+        return None
 
-    @staticmethod
-    async def _masked(identities: Any, info: Info) -> list[Any]:
-        if inspect.isawaitable(identities):
-            identities = await identities
+
+class PiiIdentities(_PartnerView):
+    """Identities of PII types left out (their value is non-null in the contract)."""
+
+    async def mask(self, value: Any, source: Any, info: Info) -> list[Any]:
         hidden = await info.context.loaders.pii_identity_types()
-        return [identity for identity in identities if identity.type not in hidden]
+        return [identity for identity in value if identity.type not in hidden]
 
 
 class NoPiiInference(FieldExtension):
@@ -144,38 +148,11 @@ async def change_masker(context: Any) -> Callable[[ChangeRecord], ChangeRecord]:
     return lambda event: replace(event, data=policy.masked_change(event.kind, event.data))
 
 
-class _PartnerView(ReadGuard):
-    """A value shown as it is to callers who see PII, through `mask` to the others."""
-
-    def allows(self, source: Any, context: Any) -> bool:
-        return sees_pii(context.principal)
-
-    def mask(self, value: Any, source: Any, info: Info) -> Any:
-        raise NotImplementedError
-
-    def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
-        value = next_(source, info, **kwargs)
-        if self.allows(source, info.context):
-            return value
-        return self.mask(value, source, info)
-
-    async def resolve_async(
-        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
-    ) -> Any:
-        value = await next_(source, info, **kwargs)
-        if self.allows(source, info.context):
-            return value
-        masked = self.mask(value, source, info)
-        return await masked if inspect.isawaitable(masked) else masked
-
-
 class _WithPolicy(_PartnerView):
-    def mask(self, value: Any, source: Any, info: Info) -> Any:
-        async def masked() -> Any:
-            found = await value if inspect.isawaitable(value) else value
-            return self.hide(await info.context.loaders.pii_policy(), found)
+    """Masked as domain.access.privacy's PiiPolicy (read once per request) says."""
 
-        return masked()
+    async def mask(self, value: Any, source: Any, info: Info) -> Any:
+        return self.hide(await info.context.loaders.pii_policy(), value)
 
     def hide(self, policy: PiiPolicy, value: Any) -> Any:
         raise NotImplementedError

@@ -17,6 +17,7 @@ from bench import (
     insights,
     lifecycle,
     partitions,
+    pipeline,
     read,
     replicas,
     segments,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "insights": insights.main,
     "tags": tags.main,
     "costs": costs.main,
+    "pipeline": pipeline.main,
     "duplicates": duplicates.main,
     "import": importing.main,
 }

@@ -361,7 +361,8 @@ def apikey_list(json_output: JsonOption = False) -> None:
 
 @apikey.command("revoke")
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see list).")]) -> None:
-    """Revoke a key: it stops working at once, in every worker."""
+    """Revoke a key: it stops working within a second (C360_KEY_CACHE_SECONDS), in every
+    worker."""
     try:
         record = with_database(
             lambda db: revoke_api_key(db, parse_key_id(key_id)), resolve_settings()

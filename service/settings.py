@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         default=100_000, description="Characters of one text argument or variable."
     )
     introspection: bool = True
+    key_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a worker trusts an API key it looked up without hearing of a "
+        "change (domain/access/key_cache.py); changes made through the API are heard at once.",
+    )
     # Websockets (api/websockets.py): caps across workers with Redis, per process without.
     ws_max_connections_per_key: int = Field(
         default=100, description="Open websockets one API key may hold (TOO_MANY_CONNECTIONS)."

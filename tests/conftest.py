@@ -115,7 +115,9 @@ def backend(database_url: str) -> str:
 @pytest.fixture
 def settings(database_url: str, backend: str) -> Settings:
     redis_url = REDIS_URL if backend == "postgresql" else None
-    return Settings(database_url=database_url, redis_url=redis_url)
+    # A key stays known for the whole test unless a change is announced (statement counts
+    # must not depend on how fast the machine is); the expiry is pinned in test_key_cache.
+    return Settings(database_url=database_url, redis_url=redis_url, key_cache_seconds=3600)
 
 
 async def reset(db: Database) -> None:
@@ -199,11 +201,14 @@ async def api(db: Database, settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
     state = app.state.c360
     keys = {role: (await create_api_key(db, f"test-{role.value}", role)).secret for role in Role}
+    for secret in keys.values():  # known, as on a serving worker: a request looks none up
+        assert await state.keys.authenticate(state.db, secret) is not None
     counter = StatementCounter()
     event.listen(state.db.engine.sync_engine, "before_cursor_execute", counter)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client, keys, counter, db)
+    await state.keys.close()
     await state.db.dispose()
     if state.redis is not None:
         await state.redis.aclose()

@@ -31,8 +31,10 @@ async def create_api_key(context: Context, name: str, role: access.Role) -> Crea
 
 
 async def revoke_api_key(context: Context, id: str) -> ApiKeyPayload:
-    record = await access.revoke_api_key(context.db, parse_uuid_id(id, "ApiKey"))
-    # This process's sockets of the key close now; other processes' within their next check.
+    # Its next request is refused here, and in other processes once they hear of it (at
+    # once, through Redis); this process's sockets of the key close now, others' within
+    # their next check.
+    record = await context.state.keys.revoke(context.db, parse_uuid_id(id, "ApiKey"))
     await context.state.sockets.close_key(record.id)
     return ApiKeyPayload(key=ApiKey.of(record), errors=[])
 
@@ -41,7 +43,7 @@ async def set_api_key_budget(
     context: Context, id: str, budget_per_minute: int | None
 ) -> ApiKeyPayload:
     key_id = parse_uuid_id(id, "ApiKey")
-    record = await access.set_api_key_budget(context.db, key_id, budget_per_minute)
+    record = await context.state.keys.set_budget(context.db, key_id, budget_per_minute)
     return ApiKeyPayload(key=ApiKey.of(record), errors=[])
 
 

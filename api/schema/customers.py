@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -14,7 +13,6 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
-from api.loaders import when_loaded
 from api.pii import (
     MASKED_TEXT,
     free_text,
@@ -41,10 +39,9 @@ from domain.activity import metrics as domain_metrics
 from domain.history import HistoryQuery
 from domain.identity.shared import SharedIdentifier as SharedIdentifierRecord
 from domain.identity.survivorship import FieldProvenance
-from domain.lifecycle.model import StageRecord
 from domain.pagination import Page, PageRequest
 from domain.profile import CustomerRecord, IdentityRecord, MergeView
-from domain.tags import AssignmentRecord, TagDefinitionRecord, in_category
+from domain.tags import in_category
 
 
 @strawberry.enum
@@ -143,40 +140,25 @@ class Customer(Node):
             stage_entered_at=record.stage_entered_at,
         )
 
-    # The nested lists below are plain (not async) resolvers: on a page whose lists were
-    # prefetched (Loaders.prefetch) they return values at once; otherwise an awaitable.
     @strawberry.field(extensions=pii_identities())
-    def identities(self, info: Info[Context, None], type: str | None = None) -> list[Identity]:
-        def finish(found: list[list[IdentityRecord]]) -> list[Identity]:
-            return [Identity.of(r) for r in found[0] if type is None or r.type == type]
-
-        return when_loaded([info.context.loaders.identities.load(self.uuid)], finish)  # type: ignore[return-value]
+    async def identities(
+        self, info: Info[Context, None], type: str | None = None
+    ) -> list[Identity]:
+        found = await info.context.loaders.identities.load(self.uuid)
+        return [Identity.of(record) for record in found if type is None or record.type == type]
 
     @strawberry.field(extensions=without_pii_memberships())
-    def tags(self, info: Info[Context, None], category: str | None = None) -> list[TagAssignment]:
+    async def tags(
+        self, info: Info[Context, None], category: str | None = None
+    ) -> list[TagAssignment]:
         loaders = info.context.loaders
-        # A page shows each of a few dozen definitions hundreds of times: one object each.
-        shown: dict[uuid.UUID, TagDefinition] = loaders.tag_views
-
-        def view(tag: TagDefinitionRecord) -> TagDefinition:
-            found = shown.get(tag.id)
-            if found is None:
-                found = shown[tag.id] = TagDefinition.of(tag)
-            return found
-
-        def with_definitions(found: list[list[AssignmentRecord]]) -> Any:
-            assignments = found[0]
-            definitions = [loaders.tag_definitions.load(a.tag_id) for a in assignments]
-            return when_loaded(
-                definitions,
-                lambda tags: [
-                    TagAssignment.of(assignment, view(tag))
-                    for assignment, tag in zip(assignments, tags, strict=True)
-                    if tag is not None and (category is None or in_category(tag.category, category))
-                ],
-            )
-
-        return when_loaded([loaders.tag_assignments.load(self.uuid)], with_definitions)  # type: ignore[no-any-return,return-value]
+        assignments = await loaders.tag_assignments.load(self.uuid)
+        tags = await loaders.tag_definitions.load_many([a.tag_id for a in assignments])
+        return [
+            TagAssignment.of(assignment, TagDefinition.of(tag))
+            for assignment, tag in zip(assignments, tags, strict=True)
+            if tag is not None and (category is None or in_category(tag.category, category))
+        ]
 
     @strawberry.field(description="Every assignment, change, expiry and removal, newest first.")
     async def tag_history(
@@ -206,37 +188,25 @@ class Customer(Node):
         return TagHistoryConnection(edges=edges, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
     @strawberry.field
-    def stage(self, info: Info[Context, None]) -> LifecycleStage | None:
+    async def stage(self, info: Info[Context, None]) -> LifecycleStage | None:
         if self.stage_key is None:
             return None
-        key = self.stage_key
-
-        def finish(found: list[dict[str, StageRecord]]) -> LifecycleStage | None:
-            record = found[0].get(key)
-            return LifecycleStage.of(record) if record else None
-
-        return when_loaded([info.context.loaders.stages()], finish)  # type: ignore[return-value]
+        record = (await info.context.loaders.stages()).get(self.stage_key)
+        return LifecycleStage.of(record) if record else None
 
     @strawberry.field
-    def stage_history(self, info: Info[Context, None]) -> list[StageTransition]:
+    async def stage_history(self, info: Info[Context, None]) -> list[StageTransition]:
         loaders = info.context.loaders
-
-        def finish(found: list[Any]) -> list[StageTransition]:
-            history, stages = found
-            return [StageTransition.of(record, stages) for record in history]
-
-        futures = [loaders.stage_history.load(self.uuid), loaders.stages()]
-        return when_loaded(futures, finish)  # type: ignore[return-value]
+        history = await loaders.stage_history.load(self.uuid)
+        stages = await loaders.stages()
+        return [StageTransition.of(record, stages) for record in history]
 
     @strawberry.field(
         description="Segments this customer belongs to now.",
         extensions=without_pii_memberships(),
     )
-    def segments(self, info: Info[Context, None]) -> list[Segment]:
-        return when_loaded(  # type: ignore[return-value]
-            [info.context.loaders.segments.load(self.uuid)],
-            lambda found: [Segment.of(s) for s in found[0]],
-        )
+    async def segments(self, info: Info[Context, None]) -> list[Segment]:
+        return [Segment.of(s) for s in await info.context.loaders.segments.load(self.uuid)]
 
     @strawberry.field(
         description="The segments this customer entered and left, newest first.",
@@ -253,20 +223,16 @@ class Customer(Node):
         return SegmentHistoryConnection.of(page, [shown[r.segment_id] for r in page.items])
 
     @strawberry.field
-    def metrics(self, info: Info[Context, None]) -> CustomerMetrics:
-        return when_loaded(  # type: ignore[return-value]
-            [info.context.loaders.metrics.load(self.uuid)],
-            lambda found: CustomerMetrics.of(found[0] or domain_metrics.EMPTY),
-        )
+    async def metrics(self, info: Info[Context, None]) -> CustomerMetrics:
+        found = await info.context.loaders.metrics.load(self.uuid)
+        return CustomerMetrics.of(found or domain_metrics.EMPTY)
 
     @strawberry.field(
         description="The channels this customer reached us through, most recently seen first."
     )
-    def channels(self, info: Info[Context, None]) -> list[CustomerChannel]:
-        return when_loaded(  # type: ignore[return-value]
-            [info.context.loaders.channels.load(self.uuid)],
-            lambda found: [CustomerChannel.of(record) for record in found[0]],
-        )
+    async def channels(self, info: Info[Context, None]) -> list[CustomerChannel]:
+        found = await info.context.loaders.channels.load(self.uuid)
+        return [CustomerChannel.of(record) for record in found]
 
     @strawberry.field(description="Newest first.")
     async def events(
@@ -291,11 +257,9 @@ class Customer(Node):
         description="The source and time of each field's value (survivorship decides by them).",
         extensions=pii_field_sources(),
     )
-    def field_sources(self, info: Info[Context, None]) -> list[FieldSource]:
-        return when_loaded(  # type: ignore[return-value]
-            [info.context.loaders.field_sources.load(self.uuid)],
-            lambda found: [FieldSource.of(record) for record in found[0]],
-        )
+    async def field_sources(self, info: Info[Context, None]) -> list[FieldSource]:
+        found = await info.context.loaders.field_sources.load(self.uuid)
+        return [FieldSource.of(record) for record in found]
 
     @strawberry.field(description="Profiles merged into this one.")
     async def merges(self, info: Info[Context, None]) -> list[MergeRecord]:
@@ -337,12 +301,9 @@ class MergeRecord(Node):
         "identify).",
         extensions=pii_identities(),
     )
-    def linked_by(self, info: Info[Context, None]) -> list[Identity]:
-        loader = info.context.loaders.identities_by_id
-        return when_loaded(  # type: ignore[return-value]
-            [loader.load_many(self.linked_by_ids)],
-            lambda found: [Identity.of(record) for record in found[0] if record is not None],
-        )
+    async def linked_by(self, info: Info[Context, None]) -> list[Identity]:
+        found = await info.context.loaders.identities_by_id.load_many(self.linked_by_ids)
+        return [Identity.of(record) for record in found if record is not None]
 
     @strawberry.field
     async def survivor(self, info: Info[Context, None]) -> Customer:

@@ -126,11 +126,17 @@ async def create_api_key(db: Database, name: str, role: Role) -> NewApiKey:
 
 
 async def authenticate(db: Database, secret: str) -> Principal | None:
+    """The caller a secret names, or None (unknown or revoked); a request's key check goes
+    through domain.access.key_cache, which remembers what this reads."""
+    return await authenticate_hash(db, hash_secret(secret))
+
+
+async def authenticate_hash(db: Database, secret_hash: str) -> Principal | None:
     async with db.read() as session:
         row = (
             await session.execute(
                 select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.cost_budget_per_minute).where(
-                    ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None)
+                    ApiKey.secret_hash == secret_hash, ApiKey.revoked_at.is_(None)
                 )
             )
         ).first()
@@ -164,7 +170,8 @@ async def set_api_key_budget(
     db: Database, key_id: uuid.UUID, budget_per_minute: int | None
 ) -> ApiKeyRecord:
     """Give a key its own cost budget per minute, or (None) the service's default again. It
-    holds from the key's next request on, in every worker."""
+    holds from the key's next request on once the workers hear of it: the API changes it
+    through domain.access.key_cache's KnownKeys, which tells them."""
     if budget_per_minute is not None and not 1 <= budget_per_minute <= MAX_BUDGET_PER_MINUTE:
         raise InvalidInput(
             f"a budget is 1 to {MAX_BUDGET_PER_MINUTE:,} per minute, or null for the default",

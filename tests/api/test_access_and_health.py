@@ -8,7 +8,7 @@ import httpx
 
 from api.app import create_app
 from api.ids import to_global_id
-from domain.access.keys import Role, create_api_key, list_api_keys, revoke_api_key
+from domain.access.keys import Role, create_api_key, list_api_keys
 from service.settings import Settings
 from tests.conftest import Api
 
@@ -55,7 +55,8 @@ async def test_every_role_reads_with_its_key(api: Api) -> None:
 
 async def test_revoked_key_stops_working_at_once(api: Api, db) -> None:
     key = next(k for k in await list_api_keys(db) if k.role is Role.PARTNER)
-    await revoke_api_key(db, key.id)
+    revoke = "mutation($id: ID!) { revokeApiKey(id: $id) { errors { code } } }"
+    await api.query(revoke, {"id": to_global_id("ApiKey", key.id)})
     assert (await api.post(QUERY, role=Role.PARTNER)).status_code == 401
 
 

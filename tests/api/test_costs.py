@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.asyncio.connection import AbstractConnection
 
+from api import limits
 from api.ids import to_global_id
+from api.query_measure import measure
 from domain.access.keys import Role, authenticate
 from service.settings import Settings
 from store.db import Database
@@ -174,3 +177,56 @@ async def test_admission_is_one_redis_round_trip_per_request(
     assert len(calls) == 5
     # each admission pays what the request before it was charged
     assert [call["args"][3] for call in calls] == [0] + [SETTLED_PAGE] * 4
+
+
+async def test_a_known_key_s_request_is_one_redis_command_on_the_wire(
+    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted where redis-py writes to its sockets: the admission (one EVALSHA, paying what
+    the request before was charged) and nothing else, neither for the key nor for the cost."""
+    if not settings.redis_url:
+        pytest.skip("Redis only: without it the buckets are in-process")
+    sent: list[bytes] = []
+    write = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, command: Any, *args: Any, **kwargs: Any) -> None:
+        sent.append(b"".join(command) if isinstance(command, list) else bytes(command))
+        await write(self, command, *args, **kwargs)
+
+    async with client_of(settings) as client:
+        for _ in range(2):  # the script loaded and the key known
+            assert (await post(client, api.keys[Role.FRONTEND], PAGE)).status_code == 200
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+        for _ in range(5):
+            assert (await post(client, api.keys[Role.FRONTEND], PAGE)).status_code == 200
+    assert len(sent) == 5 and all(b"EVALSHA" in command for command in sent), sent
+
+
+async def test_a_document_is_measured_once_per_shape_of_its_variables(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same document with the same page size, or another text of the same length, is not
+    walked again; another page size is, and is refused as it would be on a first sight."""
+    walks = 0
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal walks
+        walks += 1
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(limits, "measure", counted)
+    document = "query($n: Int, $q: String) { sharedIdentifiers(type: $q, first: $n) { type } }"
+    answers = []
+    for variables in (
+        {"n": 5, "q": "li"},
+        {"n": 5, "q": "li"},
+        {"n": 5, "q": "wu"},  # another text, as long
+        {"n": 6, "q": "wu"},  # another page
+        {"n": 5000, "q": "wu"},  # a page too large
+        {"n": 5000, "q": "wu"},
+        {"n": 5, "q": "l\x00"},  # a text PostgreSQL cannot store
+    ):
+        body = (await api.post(document, variables)).json()
+        answers.append(body["errors"][0]["extensions"]["code"] if "errors" in body else "ok")
+    assert answers == ["ok"] * 4 + ["PAGE_SIZE_EXCEEDED"] * 2 + ["INVALID_INPUT"]
+    assert walks == 4
