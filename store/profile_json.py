@@ -281,8 +281,8 @@ async def page_json(db: Database, compiled: CompiledPage, page: PageRows) -> tup
         else:
             parts.append((key, _object([(p.key, info[p.name]) for p in detail])))
     statement = select(literal_column(_object(parts)).label("d")).subquery("r")
-    text_of, objects = (literal_column(column) for column in _COUNTED)
-    counted = select(text_of, objects).select_from(statement)
+    columns: list[Any] = [literal_column(column) for column in _COUNTED]
+    counted = select(*columns).select_from(statement)
     counted = counted.add_cte(page.rows.cte("page"))
     if page.total is not None:
         counted = counted.add_cte(page.total.cte("total"))
