@@ -97,6 +97,14 @@ _TYPES = {
     "edges": "CustomerEdge",
     "node": "Customer",
     "pageInfo": "PageInfo",
+    "tags": "TagAssignment",
+    "tag": "TagDefinition",
+    "stage": "LifecycleStage",
+    "stageHistory": "StageTransition",
+    "from": "LifecycleStage",
+    "to": "LifecycleStage",
+    "metrics": "CustomerMetrics",
+    "rfm": "RfmScore",
 }
 
 

@@ -17,23 +17,25 @@ charges per object). This module knows tables, columns and how each value is wri
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, literal_column, select, text
 
 from store.db import Database
+from store.json_fields import Pick, customer_fields, iso, json_object, object_of
 
-
-@dataclass(frozen=True, slots=True)
-class Pick:
-    """One field of a selection: its response key (an alias or its name), the field's Python
-    name, and what is picked below it (empty for a leaf)."""
-
-    key: str
-    name: str
-    below: tuple[Pick, ...] = ()
+__all__ = [
+    "CompiledCustomer",
+    "CompiledPage",
+    "PageRows",
+    "Pick",
+    "compile_customer",
+    "compile_page",
+    "customer_json",
+    "page_json",
+    "supported",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,95 +57,11 @@ def supported(db: Database) -> bool:
     return db.dialect == "postgresql"
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _iso(column: str, separator: str = "T") -> str:
-    """Python's isoformat() of a UTC timestamp (str() with a space separator); NULL stays."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (
-        f"(to_char({utc}, 'YYYY-MM-DD\"{separator}\"HH24:MI:SS') || CASE WHEN "
-        f"date_trunc('second', {column}) = {column} THEN '' ELSE to_char({utc}, '.US') END"
-        " || '+00:00')"
-    )
-
-
-def _global_id(type_name: str, column: str) -> str:
-    return f"encode(convert_to('{type_name}:' || {column}::text, 'UTF8'), 'base64')"
-
-
-def _object(parts: Sequence[tuple[str, str]]) -> str:
-    """json_build_object of (key, expression) pairs; PostgreSQL takes at most 100 arguments,
-    so a wider object is the concatenation of narrower ones (keys stay in order)."""
-    chunks = [parts[i : i + 50] for i in range(0, len(parts), 50)] or [[]]
-    built = [
-        "json_build_object(" + ", ".join(f"{_quote(k)}, {v}" for k, v in chunk) + ")"
-        for chunk in chunks
-    ]
-    if len(built) == 1:
-        return built[0]
-    return "(" + " || ".join(f"{b}::jsonb" for b in built) + ")::json"
-
-
-# Customer's fields that are columns, by how they are written.
-_PLAIN = {"status", "gender", "locale", "country", "region", "city"}
-_PII_TEXT = {"display_name", "first_name", "last_name", "email", "phone"}
-_TIMES = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "stage_entered_at"}
-_IDENTITY_TEXT = {"type", "value", "source", "verified"}
-_IDENTITY_TIMES = {"first_seen_at", "last_seen_at"}
-
-
-def _identities(picks: tuple[Pick, ...], sees_pii: bool) -> str | None:
-    parts = []
-    for pick in picks:
-        if pick.name == "__typename":
-            parts.append((pick.key, "'Identity'"))
-        elif pick.name in _IDENTITY_TEXT and not pick.below:
-            parts.append((pick.key, f"i.{pick.name}"))
-        elif pick.name in _IDENTITY_TIMES and not pick.below:
-            parts.append((pick.key, _iso(f"i.{pick.name}")))
-        else:
-            return None
-    hidden = "" if sees_pii else " AND i.type NOT IN (SELECT key FROM identity_types WHERE is_pii)"
-    return (
-        f"(SELECT coalesce(json_agg({_object(parts)} ORDER BY i.type, i.first_seen_at, i.id),"
-        f" '[]') FROM identities i WHERE i.customer_id = c.id{hidden})"
-    )
-
-
-def _customer_field(pick: Pick, sees_pii: bool) -> str | None:
-    name = pick.name
-    if pick.below or name == "identities":
-        return _identities(pick.below, sees_pii) if name == "identities" else None
-    shown = "CASE WHEN c.status = 'ERASED' THEN NULL ELSE {} END"
-    if name == "__typename":
-        return "'Customer'"
-    if name == "id":
-        return _global_id("Customer", "c.id")
-    if name in _PLAIN:
-        return f"c.{name}"
-    if name in _TIMES:
-        return _iso(f"c.{name}")
-    if name in _PII_TEXT:
-        return shown.format(f"c.{name}") if sees_pii else "NULL::text"
-    if name == "birthday":
-        return shown.format("to_char(c.birthday, 'YYYY-MM-DD')") if sees_pii else "NULL::text"
-    if name == "attributes" and sees_pii:
-        return "c.attributes"
-    return None
-
-
 def compile_customer(picks: tuple[Pick, ...], sees_pii: bool) -> CompiledCustomer | None:
     """The profile's JSON for this selection and a caller who does (not) see PII, or None
     when a field of it does not compile."""
-    parts = []
-    for pick in picks:
-        built = _customer_field(pick, sees_pii)
-        if built is None:
-            return None
-        parts.append((pick.key, built))
-    return CompiledCustomer(_object(parts))
+    built = object_of(picks, "Customer", customer_fields(sees_pii))
+    return None if built is None else CompiledCustomer(built)
 
 
 _PAGE_INFO = {"has_next_page", "has_previous_page", "start_cursor", "end_cursor", "__typename"}
@@ -222,7 +140,7 @@ async def customer_json(
 
 def _cursor(width: int) -> str:
     """domain.pagination.encode_cursor of the row's sort values k0.. (timestamps, then id)."""
-    values = [f"{_iso(f'c.k{i}', ' ')}" for i in range(width - 1)] + [f"c.k{width - 1}::text"]
+    values = [f"{iso(f'c.k{i}', ' ')}" for i in range(width - 1)] + [f"c.k{width - 1}::text"]
     listed = " || '\",\"' || ".join(values)
     raw = f"'[\"' || {listed} || '\"]'"
     return f"rtrim(translate(encode(convert_to({raw}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
@@ -276,11 +194,11 @@ async def page_json(db: Database, compiled: CompiledPage, page: PageRows) -> tup
             for edge_key, edge_kind, node in detail:
                 built = {"typename": node, "cursor": cursor}.get(edge_kind)
                 edge.append((edge_key, built if built is not None else node.sql))
-            aggregated = f"json_agg({_object(edge)} ORDER BY c.rn {display})"
+            aggregated = f"json_agg({json_object(edge)} ORDER BY c.rn {display})"
             parts.append((key, f"(SELECT coalesce({aggregated}, '[]') FROM page c WHERE {shown})"))
         else:
-            parts.append((key, _object([(p.key, info[p.name]) for p in detail])))
-    statement = select(literal_column(_object(parts)).label("d")).subquery("r")
+            parts.append((key, json_object([(p.key, info[p.name]) for p in detail])))
+    statement = select(literal_column(json_object(parts)).label("d")).subquery("r")
     columns: list[Any] = [literal_column(column) for column in _COUNTED]
     counted = select(*columns).select_from(statement)
     counted = counted.add_cte(page.rows.cte("page"))

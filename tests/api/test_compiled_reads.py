@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from api.ids import to_global_id
 from domain.access.keys import Role
 from service.settings import Settings
 from store.db import Database
+from store.models import CustomerMetrics, TagAssignment, TagDefinition
 from tests.builders import make_customer
 from tests.conftest import Api
 
@@ -48,18 +50,34 @@ SCALARS = [
     "__typename",
 ]
 IDENTITY = ["type", "value", "source", "verified", "firstSeenAt", "lastSeenAt", "__typename"]
+STAGE = ["key", "name", "position", "terminal", "__typename"]
+NESTED = {
+    "tags": ["value", "source", "confidence", "assignedAt", "expiresAt", "__typename",
+             "tag { id key name description category valueType allowedValues kind condition "
+             "defaultTtlDays archived pii __typename }", "tag { key }"],
+    "stage": STAGE,
+    "stageHistory": ["at", "reason", "actor", "rule", "__typename", "from { key name position }",
+                     "to { " + " ".join(STAGE) + " }"],
+    "metrics": ["orderCount", "totalSpent", "firstOrderAt", "lastOrderAt", "lastActivityAt",
+                "clv", "churnRisk", "__typename", "rfm { recency frequency monetary code segment }"],
+}  # fmt: skip
 # Fields the compiler does not take (yet): a selection holding one answers with the resolvers.
 OTHERS = [
-    "stage { key name }",
-    "tags { value tag { key } }",
-    "metrics { orderCount totalSpent }",
+    "stage { kpis { key } }",
+    'tags(category: "test") { value }',
+    "metrics { averageOrderValue recencyDays }",
     'identities(type: "email") { value }',
     "merges { reason }",
+    "segments { key }",
+    "stageHistory { merge { id } }",
 ]
 PAGE_INFO = ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor", "__typename"]
 ORDERS = ["", "orderBy: [{field: LAST_SEEN_AT, direction: DESC}]", "orderBy: [{field: STAGE_ENTERED_AT}, {field: CREATED_AT, direction: DESC}]", "orderBy: [{field: DISPLAY_NAME}]"]  # fmt: skip
 
-FULL = " ".join(SCALARS) + " identities { " + " ".join(IDENTITY) + " }"
+FULL = " ".join(
+    [*SCALARS, "identities {", *IDENTITY, "}"]
+    + [part for name, below in NESTED.items() for part in (name, "{", *below, "}")]
+)
 FIXED = [
     "query($ann: ID!) { customer(id: $ann) { " + FULL + " } }",
     "query($merged: ID!) { customer(id: $merged) { id displayName identities { type } } }",
@@ -123,17 +141,52 @@ async def _people(db: Database) -> dict[str, str]:
         city="杭州",
         attributes={"tier": "gold", "score": 1.5, "nested": {"a": [1, None, "x"]}},
         created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        tags=["vip", "newsletter"],
+        stages=["awareness", "purchase", "left_the_model"],
         last_seen_at=datetime(2026, 6, 1, 12, 0, 0, 123456, tzinfo=UTC),
         first_seen_at=datetime(2026, 1, 2, 3, 4, 5, 10, tzinfo=UTC),
-        stage="purchase",
-        stage_entered_at=datetime(2026, 3, 1, tzinfo=UTC),
     )
+    async with db.write() as session:
+        session.add(
+            CustomerMetrics(
+                customer_id=ann,
+                order_count=3,
+                total_spent=Decimal("120.50"),
+                clv=Decimal("300.00"),
+                churn_risk=1.0,
+                rfm_recency=5,
+                rfm_frequency=4,
+                rfm_monetary=3,
+                rfm_segment="champions",
+                last_order_at=datetime(2026, 5, 1, 8, 0, 0, 250, tzinfo=UTC),
+                last_activity_at=datetime(2026, 5, 2, tzinfo=UTC),
+            )
+        )
+        later, earlier = datetime(2999, 1, 1, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC)
+        for key, value, confidence, expires_at in (
+            ("tier", "gold", 0.25, later),
+            ("old", "x", 1.0, earlier),
+        ):
+            tag = TagDefinition(
+                key=key, name=key.title(), value_type="TEXT", allowed_values=["gold"]
+            )
+            session.add(tag)
+            await session.flush()
+            assignment = TagAssignment(
+                customer_id=ann,
+                tag_id=tag.id,
+                value=value,
+                confidence=confidence,
+                expires_at=expires_at,
+            )
+            session.add(assignment)
     erased = await make_customer(db, status="ERASED", display_name="Gone", email="g@example.com")
     await make_customer(
         db,
         identities=[("device_id", "dev-1")],
         country="CN",
         created_at=datetime(2026, 2, 1, 0, 0, 0, 500000, tzinfo=UTC),
+        stages=["consideration"],
     )
     await make_customer(db, display_name="Bo", locale="zh-CN", region="ZJ")
     merged = await make_customer(db, status="MERGED", merged_into_id=ann, display_name="Old")
@@ -161,7 +214,8 @@ def _charges(api: Api) -> list[int]:
 
 
 def _answer(response: httpx.Response) -> tuple[int, Any]:
-    body = response.json()
+    """Status and body; a float kept apart from an integer (`1.0` is not `1`)."""
+    body = json.loads(response.content, parse_float=lambda text: ("float", text))
     for error in body.get("errors", []):
         error.get("extensions", {}).pop("requestId", None)
     return response.status_code, body
@@ -210,9 +264,10 @@ def _profile(draw: st.DrawFn) -> tuple[str, str]:
     fields = draw(st.lists(st.sampled_from(SCALARS), min_size=1, max_size=8, unique=True))
     aliases = draw(st.lists(st.booleans(), min_size=len(fields), max_size=len(fields)))
     picked = _selection(fields, aliases)
-    if draw(st.booleans()):
-        below = draw(st.lists(st.sampled_from(IDENTITY), min_size=1, max_size=4, unique=True))
-        picked += " identities { " + " ".join(below) + " }"
+    lists = {"identities": IDENTITY, **NESTED}
+    for name in draw(st.lists(st.sampled_from(sorted(lists)), max_size=3, unique=True)):
+        below = draw(st.lists(st.sampled_from(lists[name]), min_size=1, max_size=4, unique=True))
+        picked += f" {name} {{ " + " ".join(below) + " }"
     if draw(st.integers(0, 5)) == 0:
         picked += " " + draw(st.sampled_from(OTHERS))
     if draw(st.booleans()):
