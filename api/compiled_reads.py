@@ -53,7 +53,10 @@ def _picks(
     selection_sets: list[SelectionSetNode | None],
     fragments: Mapping[str, FragmentDefinitionNode],
     type_name: str,
+    also: frozenset[str] = frozenset(),
 ) -> tuple[Pick, ...]:
+    """The picks of these selection sets over `type_name`; fragments may be on it or on one
+    of `also` (the interfaces it is read through)."""
     merged: dict[str, tuple[str, list[SelectionSetNode | None]]] = {}
 
     def walk(selection_set: SelectionSetNode | None, seen: frozenset[str]) -> None:
@@ -79,7 +82,7 @@ def _picks(
                     raise _Unplannable
                 condition, below = definition.type_condition, definition.selection_set
                 seen = seen | {selection.name.value}
-            if condition is not None and condition.name.value != type_name:
+            if condition is not None and condition.name.value not in {type_name, *also}:
                 raise _Unplannable
             walk(below, seen)
 
@@ -123,7 +126,10 @@ _plans: dict[tuple[int, bool], tuple[Any, Any]] = {}
 
 
 def _plan(
-    info: Info[Context, None], type_name: str, build: Callable[[tuple[Pick, ...], bool], T]
+    info: Info[Context, None],
+    type_name: str,
+    build: Callable[[tuple[Pick, ...], bool], T],
+    also: frozenset[str] = frozenset(),
 ) -> T | None:
     raw = info._raw_info
     context = info.context
@@ -138,7 +144,8 @@ def _plan(
     if found is not None and found[0] is node:
         return found[1]  # type: ignore[no-any-return]
     try:
-        picks = _picks([n.selection_set for n in raw.field_nodes], raw.fragments, type_name)
+        selections = [n.selection_set for n in raw.field_nodes]
+        picks = _picks(selections, raw.fragments, type_name, also)
         plan = build(picks, shows_pii)
     except _Unplannable:
         plan = None
@@ -153,8 +160,14 @@ def customer_plan(info: Info[Context, None]) -> CompiledCustomer | None:
     return _plan(info, "Customer", profile_json.compile_customer)
 
 
+def node_plan(info: Info[Context, None]) -> CompiledCustomer | None:
+    """The compiled plan of a `node` field, should its id be a Customer's."""
+    return _plan(info, "Customer", profile_json.compile_customer, frozenset({"Node"}))
+
+
 def page_plan(info: Info[Context, None]) -> CompiledPage | None:
-    """The compiled plan of a `customers` field, or None to answer with the resolvers."""
+    """The compiled plan of a `customers` or `Segment.members` field, or None to answer with
+    the resolvers."""
     return _plan(info, "CustomerConnection", profile_json.compile_page)
 
 

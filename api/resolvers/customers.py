@@ -63,9 +63,12 @@ async def customer_json(
 
 
 async def node(
-    context: Context, id: str
-) -> Customer | MergeRecord | Segment | TagDefinition | None:
+    context: Context, id: str, plan: profile_json.CompiledCustomer | None = None
+) -> Customer | MergeRecord | Segment | TagDefinition | orjson.Fragment | None:
+    """`plan`: the selection compiled for a Customer (api.compiled_reads), used if it is one."""
     type_name, _ = from_global_id(id)
+    if type_name == "Customer" and plan is not None:
+        return await customer_json(context, id, plan)
     if type_name == "Customer":
         return await customer(context, id, None)
     if type_name == "MergeRecord":

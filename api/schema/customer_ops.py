@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from api.compiled_reads import customer_plan, page_plan
+from api.compiled_reads import customer_plan, node_plan, page_plan
 from api.context import Context
 from api.lookahead import selected_below
 from api.permissions import PROFILE_EDITORS, allow
@@ -23,7 +23,7 @@ from domain.pagination import PageRequest
 class CustomerQueries:
     @strawberry.field
     async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
-        return await customer_resolvers.node(info.context, id)  # type: ignore[return-value]
+        return await customer_resolvers.node(info.context, id, node_plan(info))  # type: ignore[return-value]
 
     @strawberry.field(
         description="By global id (a merged-away id answers with the surviving profile) "

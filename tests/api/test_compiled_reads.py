@@ -109,6 +109,15 @@ FIXED = [
     "{ customers { edges { node { id ...@include(if: true) { email } } } } }",
     "query($ann: ID!) { customer(id: $ann) { id stage { key } tags { value } } }",
     "query($ann: ID!) { one: customer(id: $ann) { id } two: customers(first: 1) { totalCount } }",
+    "query($ann: ID!) { node(id: $ann) { id __typename ... on Customer { " + FULL + " } } }",
+    "query($merged: ID!) { node(id: $merged) { ...on Node { id } ... on Customer { email } } }",
+    "query($segment: ID!) { node(id: $segment) { id ... on Segment { key } } }",
+    "query($ann: ID!) { node(id: $ann) { id ... on Segment { key } } }",
+    '{ segment(key: "cn") { key members(first: 2) { totalCount edges { cursor node { '
+    + FULL
+    + " } } pageInfo { hasNextPage endCursor } } } }",
+    'query($c: String) { segment(key: "cn") { members(first: 1, after: $c) { edges { node { id } } pageInfo { hasPreviousPage startCursor } } } }',
+    '{ segment(key: "pii") { members { totalCount edges { node { id } } } } }',
 ]
 
 
@@ -243,6 +252,15 @@ async def test_the_suites_reads_answer_the_same_compiled(api: Api, reference: Ap
         **people,
         "c": first["customers"]["pageInfo"]["endCursor"],
     }
+    for key, condition in (
+        ("cn", '{attribute: {field: "country", op: EQ, value: "CN"}}'),
+        ("pii", '{attribute: {field: "email", op: EXISTS}}'),
+    ):
+        defined = await api.query(
+            f'mutation {{ defineSegment(input: {{key: "{key}", name: "{key}", '
+            f"condition: {condition}}}) {{ errors {{ code }} }} }}"
+        )
+        assert defined["defineSegment"]["errors"] == []
     ours, theirs = _charges(api), _charges(reference)
     for document in FIXED:
         await _same(api, reference, document, variables)
@@ -324,7 +342,8 @@ async def test_a_compiled_root_field_is_one_statement(api: Api, db: Database) ->
     people = await _people(db)
     page = "{ customers(first: 3) { totalCount edges { cursor node { " + FULL + " } } pageInfo { hasNextPage endCursor } } }"  # fmt: skip
     one = "query($ann: ID!) { customer(id: $ann) { " + FULL + " } }"
-    for document in (page, one):
+    node = "query($ann: ID!) { node(id: $ann) { ... on Customer { " + FULL + " } } }"
+    for document in (page, one, node):
         await api.post(document, {"ann": people["ann"]})  # the key is read and cached
         api.sql.reset()
         data = await api.query(document, {"ann": people["ann"]})
@@ -334,3 +353,23 @@ async def test_a_compiled_root_field_is_one_statement(api: Api, db: Database) ->
         else:  # the resolvers: the profile or page, then its identities
             assert len(reads) >= 2, reads
         assert json.dumps(data)
+
+
+async def test_segment_members_are_one_statement(api: Api) -> None:
+    await _people(api.db)
+    await api.query(
+        'mutation { defineSegment(input: {key: "cn", name: "cn", condition: {attribute: '
+        '{field: "country", op: EQ, value: "CN"}}}) { errors { code } } }'
+    )
+    document = '{ segment(key: "cn") { members { edges { node { ' + FULL + " } } } } }"
+    await api.post(document)
+    api.sql.reset()
+    data = await api.query(document)
+    assert len(data["segment"]["members"]["edges"]) == 2
+    *before, page = [s for s in api.sql.statements if "api_keys" not in s]
+    lists = ("identities i", "tag_assignments", "stage_transitions", "customer_metrics")
+    if api.db.dialect == "postgresql":  # the segment and its condition's catalog, then one
+        assert "json_build_object" in page and "customers" in page, page
+        assert not any(name in s for s in before for name in lists), before
+    else:
+        assert any("tag_assignments" in s for s in before), before
