@@ -8,8 +8,8 @@ in the document and role (of a role, the SQL depends on whether it sees PII): Pa
 hands every request that sends a document the same syntax tree, so a document is planned once
 per role, not once per request.
 
-The answer is an `orjson.Fragment`: graphql-core takes it as the field's completed value
-(api.execution) and orjson writes it into the response as it is. Only an HTTP request's
+The answer is a `JsonText` (api.json_text): graphql-core takes it as the field's completed
+value and orjson writes it into the response as it is. Only an HTTP request's
 context splices (`Context.splices_json`): a websocket's messages are written by json.
 """
 
@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -31,6 +30,7 @@ from strawberry.types import Info
 
 from api import costs
 from api.context import Context
+from api.json_text import JsonText
 from api.pii import sees_pii
 from domain import profile_json
 from domain.profile_json import CompiledCustomer, CompiledPage, Pick
@@ -171,7 +171,7 @@ def page_plan(info: Info[Context, None]) -> CompiledPage | None:
     return _plan(info, "CustomerConnection", profile_json.compile_page)
 
 
-def spliced(found: tuple[bytes, int]) -> orjson.Fragment:
+def spliced(found: tuple[bytes, int]) -> JsonText:
     """A compiled answer's JSON, its objects charged to the operation as the resolvers'
     would be: api.costs counts the objects of `data`, which cannot see inside a fragment, and
     adds `items`, units of work beyond them."""
@@ -179,4 +179,4 @@ def spliced(found: tuple[bytes, int]) -> orjson.Fragment:
     cost = costs.current()
     if cost is not None:
         cost.items += objects
-    return orjson.Fragment(document)
+    return JsonText(document)

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-import orjson
 from graphql import (
     GraphQLError,
     GraphQLField,
@@ -52,6 +51,8 @@ from strawberry.extensions.field_extension import FieldExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
+
+from api.json_text import JsonText
 
 _MISSING = object()
 
@@ -238,7 +239,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         """A compiled answer (api.compiled_reads) is the field's completed JSON already."""
-        if type(result) is orjson.Fragment:
+        if type(result) is JsonText:
             return result
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context

@@ -106,7 +106,9 @@ _COUNTED = (
 
 
 def _counted(document: str, source: str) -> str:
-    return f"SELECT {', '.join(_COUNTED)} FROM (SELECT {document} AS d {source}) AS r"
+    """(OFFSET 0 keeps PostgreSQL from inlining the document into both columns: it would be
+    built twice.)"""
+    return f"SELECT {', '.join(_COUNTED)} FROM (SELECT {document} AS d {source} OFFSET 0) AS r"
 
 
 async def _run(db: Database, statement: Any, **binds: Any) -> tuple[bytes, int] | None:
@@ -198,7 +200,8 @@ async def page_json(db: Database, compiled: CompiledPage, page: PageRows) -> tup
             parts.append((key, f"(SELECT coalesce({aggregated}, '[]') FROM page c WHERE {shown})"))
         else:
             parts.append((key, json_object([(p.key, info[p.name]) for p in detail])))
-    statement = select(literal_column(json_object(parts)).label("d")).subquery("r")
+    built: list[Any] = [literal_column(json_object(parts)).label("d")]
+    statement = select(*built).offset(0).subquery("r")  # built once (`_counted`)
     columns: list[Any] = [literal_column(column) for column in _COUNTED]
     counted = select(*columns).select_from(statement)
     counted = counted.add_cte(page.rows.cte("page"))

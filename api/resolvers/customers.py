@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from functools import partial
 
-import orjson
 import strawberry
 
 from api.compiled_reads import spliced
 from api.context import Context
 from api.ids import from_global_id, parse_uuid_id
+from api.json_text import JsonText
 from api.schema.conditions import ConditionInput, condition_dict
 from api.schema.customer_mutations import CustomerPatch, CustomerPayload
 from api.schema.customers import (
@@ -55,7 +55,7 @@ async def customer(
 
 async def customer_json(
     context: Context, id: str, plan: profile_json.CompiledCustomer
-) -> orjson.Fragment | None:
+) -> JsonText | None:
     """`customer(id:)` answered with its compiled JSON (api.compiled_reads)."""
     customer_id = parse_uuid_id(id, "Customer")
     found = await profile_json.customer_json(context.db, plan, customer_id)
@@ -64,7 +64,7 @@ async def customer_json(
 
 async def node(
     context: Context, id: str, plan: profile_json.CompiledCustomer | None = None
-) -> Customer | MergeRecord | Segment | TagDefinition | orjson.Fragment | None:
+) -> Customer | MergeRecord | Segment | TagDefinition | JsonText | None:
     """`plan`: the selection compiled for a Customer (api.compiled_reads), used if it is one."""
     type_name, _ = from_global_id(id)
     if type_name == "Customer" and plan is not None:
@@ -100,7 +100,7 @@ async def customers(
     segment: str | None = None,
     fields: Collection[str] = (),
     plan: profile_json.CompiledPage | None = None,
-) -> CustomerConnection | orjson.Fragment:
+) -> CustomerConnection | JsonText:
     """`plan`: the selection compiled (api.compiled_reads), answered with its JSON when the
     order compiles too."""
     settings = context.settings

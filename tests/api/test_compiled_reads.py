@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from api.ids import to_global_id
+from api.json_text import JsonText, encode
 from domain.access.keys import Role
 from service.settings import Settings
 from store.db import Database
@@ -373,3 +374,10 @@ async def test_segment_members_are_one_statement(api: Api) -> None:
         assert not any(name in s for s in before for name in lists), before
     else:
         assert any("tag_assignments" in s for s in before), before
+
+
+def test_compiled_json_is_written_as_it_is_even_beside_what_orjson_refuses() -> None:
+    spliced = JsonText(b'{"x" : [1.0, "\\u00e9"]}')
+    assert encode({"a": spliced}) == b'{"a":{"x" : [1.0, "\\u00e9"]}}'
+    big = 2**70  # orjson refuses it: json writes the answer, reading the text back
+    assert json.loads(encode({"a": spliced, "b": big})) == {"a": {"x": [1.0, "é"]}, "b": big}
