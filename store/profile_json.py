@@ -200,8 +200,8 @@ async def page_json(db: Database, compiled: CompiledPage, page: PageRows) -> tup
             parts.append((key, f"(SELECT coalesce({aggregated}, '[]') FROM page c WHERE {shown})"))
         else:
             parts.append((key, json_object([(p.key, info[p.name]) for p in detail])))
-    built: list[Any] = [literal_column(json_object(parts)).label("d")]
-    statement = select(*built).offset(0).subquery("r")  # built once (`_counted`)
+    answer: list[Any] = [literal_column(json_object(parts)).label("d")]
+    statement = select(*answer).offset(0).subquery("r")  # built once (`_counted`)
     columns: list[Any] = [literal_column(column) for column in _COUNTED]
     counted = select(*columns).select_from(statement)
     counted = counted.add_cte(page.rows.cte("page"))
