@@ -17,6 +17,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from api.app import create_app
 from api.ids import to_global_id
@@ -24,7 +25,7 @@ from api.json_text import JsonText, encode
 from domain.access.keys import Role
 from service.settings import Settings
 from store.db import Database
-from store.models import CustomerMetrics, TagAssignment, TagDefinition
+from store.models import CustomerMetrics, StageTransition, TagAssignment, TagDefinition
 from tests.builders import make_customer
 from tests.conftest import Api
 
@@ -190,6 +191,8 @@ async def _people(db: Database) -> dict[str, str]:
                 expires_at=expires_at,
             )
             session.add(assignment)
+        moved = update(StageTransition).where(StageTransition.customer_id == ann)
+        await session.execute(moved.values(reason="moved by hand"))
     erased = await make_customer(db, status="ERASED", display_name="Gone", email="g@example.com")
     await make_customer(
         db,
