@@ -134,7 +134,8 @@ def create_app(
         connection: HTTPConnection, principal: Principal | None = Depends(principal_of)
     ) -> AsyncIterator[Context]:
         request_id = request_id_of(connection.scope)
-        context = Context(state, principal, request_db(connection), request_id)
+        http = connection.scope["type"] == "http"
+        context = Context(state, principal, request_db(connection), request_id, splices_json=http)
         try:
             yield context
         finally:

@@ -80,13 +80,17 @@ class Context(BaseContext):
         principal: Principal | None,
         db: Database | None = None,
         request_id: str | None = None,
+        splices_json: bool = False,
     ) -> None:
         """`db`: the request's own (`request_db`); `close()` gives back what it holds.
-        `request_id`: the one api.request_ids gave the request (a new one without it)."""
+        `request_id`: the one api.request_ids gave the request (a new one without it).
+        `splices_json`: its answer is written by orjson, which splices compiled JSON
+        (api.compiled_reads): an HTTP request's."""
         super().__init__()
         self.state = state
         self.principal = principal
         self.request_id = request_id or uuid.uuid4().hex
+        self.splices_json = splices_json
         self.deadline: float | None = None  # time.monotonic(); set per HTTP request's execution
         self._db = db or state.db
 

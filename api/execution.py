@@ -52,6 +52,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from api.json_text import JsonText
+
 _MISSING = object()
 
 
@@ -226,6 +228,22 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: Any,
+        info: GraphQLResolveInfo,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """A compiled answer (api.compiled_reads) is the field's completed JSON already."""
+        if type(result) is JsonText:
+            return result
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
     def handle_field_error(
         self, raw_error: Exception, return_type: Any, field_details_list: Any, path: Path

@@ -145,11 +145,15 @@ def apply_keyset(statement: Select[Any], keys: Sequence[SortKey], page: PageRequ
             continue
         values = parse_cursor(cursor, [key.parse for key in keys], name)
         statement = statement.where(_after(keys, values, forward))
-    order = [
+    return statement.order_by(*keyset_order(keys, page)).limit(page.size + 1)
+
+
+def keyset_order(keys: Sequence[SortKey], page: PageRequest) -> list[ColumnElement[Any]]:
+    """The order a page's rows are read in: the keys', reversed for a backwards page."""
+    return [
         key.expression.desc() if key.descending != page.backwards else key.expression.asc()
         for key in keys
     ]
-    return statement.order_by(*order).limit(page.size + 1)
 
 
 def build_page(rows: list[T], keys_of: Any, page: PageRequest) -> Page[T]:

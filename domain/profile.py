@@ -179,7 +179,7 @@ async def find_by_identity(
         return to_record(row) if row else None
 
 
-def _sort_keys(order: Sequence[Sort]) -> list[SortKey]:
+def sort_keys(order: Sequence[Sort]) -> list[SortKey]:
     def as_datetime(value: Any) -> datetime:
         return datetime.fromisoformat(value)
 
@@ -201,7 +201,7 @@ def _sort_keys(order: Sequence[Sort]) -> list[SortKey]:
     return keys
 
 
-def _live_customers(order: Sequence[Sort], where: CustomerFilter | None) -> Select[Any]:
+def listed_customers(order: Sequence[Sort], where: CustomerFilter | None) -> Select[Any]:
     statement = customer_select().where(Customer.status == "ACTIVE")
     by_spend = any(sort.field is SortField.TOTAL_SPENT for sort in order)
     if by_spend:
@@ -213,8 +213,8 @@ async def list_customers(
     db: Database, order: Sequence[Sort], page: PageRequest, where: CustomerFilter | None = None
 ) -> Page[CustomerRecord]:
     """A page of live profiles, restricted to a compiled condition when `where` is given."""
-    keys = _sort_keys(order)
-    statement = apply_keyset(_live_customers(order, where), keys, page)
+    keys = sort_keys(order)
+    statement = apply_keyset(listed_customers(order, where), keys, page)
     statement = statement.add_columns(*(key.expression for key in keys))
     width = len(CustomerRecord.__slots__)
     async with db.read() as session:

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         default_factory=lambda: {"CNY": Decimal(1), "USD": Decimal("7.10"), "EUR": Decimal("7.70")},
         description="Units of the base currency per unit of each currency.",
     )
+    compiled_reads: bool = Field(
+        default=True,
+        description="Answer customer reads with JSON PostgreSQL builds (domain.profile_json); "
+        "off: every read through the resolvers.",
+    )
     page_size_default: int = 50
     page_size_max: int = 200
     batch_size_max: int = 1000

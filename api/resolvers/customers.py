@@ -7,8 +7,10 @@ from functools import partial
 
 import strawberry
 
+from api.compiled_reads import spliced
 from api.context import Context
 from api.ids import from_global_id, parse_uuid_id
+from api.json_text import JsonText
 from api.schema.conditions import ConditionInput, condition_dict
 from api.schema.customer_mutations import CustomerPatch, CustomerPayload
 from api.schema.customers import (
@@ -21,7 +23,7 @@ from api.schema.customers import (
 from api.schema.identity import IdentityInput
 from api.schema.segments import Segment
 from api.schema.tags import TagDefinition
-from domain import profile
+from domain import profile, profile_json
 from domain.errors import InvalidInput
 from domain.identity.editing import update_customer as edit
 from domain.identity.traits import PROFILE_FIELDS
@@ -51,10 +53,22 @@ async def customer(
     return Customer.of(record)
 
 
+async def customer_json(
+    context: Context, id: str, plan: profile_json.CompiledCustomer
+) -> JsonText | None:
+    """`customer(id:)` answered with its compiled JSON (api.compiled_reads)."""
+    customer_id = parse_uuid_id(id, "Customer")
+    found = await profile_json.customer_json(context.db, plan, customer_id)
+    return None if found is None else spliced(found)
+
+
 async def node(
-    context: Context, id: str
-) -> Customer | MergeRecord | Segment | TagDefinition | None:
+    context: Context, id: str, plan: profile_json.CompiledCustomer | None = None
+) -> Customer | MergeRecord | Segment | TagDefinition | JsonText | None:
+    """`plan`: the selection compiled for a Customer (api.compiled_reads), used if it is one."""
     type_name, _ = from_global_id(id)
+    if type_name == "Customer" and plan is not None:
+        return await customer_json(context, id, plan)
     if type_name == "Customer":
         return await customer(context, id, None)
     if type_name == "MergeRecord":
@@ -85,7 +99,10 @@ async def customers(
     where: ConditionInput | None = None,
     segment: str | None = None,
     fields: Collection[str] = (),
-) -> CustomerConnection:
+    plan: profile_json.CompiledPage | None = None,
+) -> CustomerConnection | JsonText:
+    """`plan`: the selection compiled (api.compiled_reads), answered with its JSON when the
+    order compiles too."""
     settings = context.settings
     page = page.validated(settings.page_size_default, settings.page_size_max)
     matches = await segments.customer_filter(
@@ -93,7 +110,10 @@ async def customers(
         condition_dict(where) if where else None,
         parse_uuid_id(segment, "Segment", "segment") if segment else None,
     )
-    result = await profile.list_customers(context.db, sort_of(order_by), page, matches)
+    order = sort_of(order_by)
+    if plan is not None and profile_json.page_compiles(order):
+        return spliced(await profile_json.customers_json(context.db, plan, order, page, matches))
+    result = await profile.list_customers(context.db, order, page, matches)
     count = partial(profile.count_customers, context.db, matches)
     return await CustomerConnection.of(context, result, count, fields)
 

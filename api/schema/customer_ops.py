@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from api.compiled_reads import customer_plan, node_plan, page_plan
 from api.context import Context
 from api.lookahead import selected_below
 from api.permissions import PROFILE_EDITORS, allow
@@ -22,7 +23,7 @@ from domain.pagination import PageRequest
 class CustomerQueries:
     @strawberry.field
     async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
-        return await customer_resolvers.node(info.context, id)  # type: ignore[return-value]
+        return await customer_resolvers.node(info.context, id, node_plan(info))  # type: ignore[return-value]
 
     @strawberry.field(
         description="By global id (a merged-away id answers with the surviving profile) "
@@ -35,6 +36,9 @@ class CustomerQueries:
         id: strawberry.ID | None = None,
         identity: IdentityInput | None = None,
     ) -> Customer | None:
+        plan = customer_plan(info) if id is not None and identity is None else None
+        if plan is not None:
+            return await customer_resolvers.customer_json(info.context, id, plan)  # type: ignore[arg-type,return-value]
         fields = selected_below(info)
         return await customer_resolvers.customer(info.context, id, identity, fields)
 
@@ -55,8 +59,8 @@ class CustomerQueries:
     ) -> CustomerConnection:
         page = PageRequest(first=first, after=after, last=last, before=before)
         fields = selected_below(info, "edges", "node")
-        return await customer_resolvers.customers(
-            info.context, order_by, page, where, segment, fields
+        return await customer_resolvers.customers(  # type: ignore[return-value]
+            info.context, order_by, page, where, segment, fields, page_plan(info)
         )
 
 

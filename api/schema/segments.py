@@ -14,13 +14,14 @@ from strawberry.types import Info
 from strawberry.types.base import StrawberryList
 from strawberry.types.lazy_type import LazyType
 
+from api.compiled_reads import page_plan, spliced
 from api.context import Context
 from api.ids import parse_uuid_id, to_global_id
 from api.lookahead import selected_below
 from api.pii import no_pii_members, pii_condition
 from api.schema.common import Node, PageInfo
 from api.schema.insights import SegmentInsights
-from domain import profile
+from domain import profile, profile_json
 from domain.history import HistoryQuery
 from domain.pagination import Page, PageRequest
 from domain.segments import definitions as segments
@@ -86,6 +87,12 @@ class Segment(Node):
             settings.page_size_default, settings.page_size_max
         )
         filter_ = await segments.members_filter(context.db, self.uuid)
+        plan = page_plan(info)
+        if plan is not None and profile_json.page_compiles(segments.MEMBER_ORDER):
+            found = await profile_json.customers_json(
+                context.db, plan, segments.MEMBER_ORDER, page, filter_
+            )
+            return spliced(found)
         result = await profile.list_customers(context.db, segments.MEMBER_ORDER, page, filter_)
         count = partial(profile.count_customers, context.db, filter_)
         fields = selected_below(info, "edges", "node")

@@ -37,9 +37,10 @@ async def test_q2_costs_the_same_statements_for_a_page_of_1_and_of_50(api: Api, 
         assert all(len(e["node"]["stageHistory"]) == 3 for e in edges)
         costs[size] = api.sql.count
     assert costs[1] == costs[50], costs
-    # The page, the stages and the tag definitions, and the lists: one statement on
-    # PostgreSQL (domain.profile_bundle), one per list elsewhere. The key is known: no lookup.
-    assert costs[50] == (4 if api.db.dialect == "postgresql" else 7), api.sql.statements
+    # The key is known (no lookup). On PostgreSQL the page as its JSON, one statement
+    # (domain.profile_json); elsewhere the page, the stages and the tag definitions, and one
+    # statement per list.
+    assert costs[50] == (1 if api.db.dialect == "postgresql" else 7), api.sql.statements
 
 
 async def _profile(api: Api, customer_id: str) -> dict:
