@@ -49,6 +49,24 @@ def global_id(type_name: str, column: str) -> str:
     return f"encode(convert_to('{type_name}:' || {column}::text, 'UTF8'), 'base64')"
 
 
+# The values of the schema's enums that compiled fields write (api.schema's CustomerStatus,
+# TagValueType and TagKind; tests/api/test_compiled_reads.py holds them equal).
+ENUMS = {
+    "CustomerStatus": ("ACTIVE", "MERGED", "ERASED"),
+    "TagValueType": ("FLAG", "ENUM", "NUMBER", "TEXT", "DATE"),
+    "TagKind": ("MANUAL", "RULE", "IMPORTED"),
+}
+
+
+def enum_value(column: str, enum: str) -> str:
+    """The column's value when the schema's enum has it; any other value fails the statement
+    (a cast that cannot succeed), as the resolvers fail to write it: the answer is an internal
+    error, never a value the schema does not name."""
+    values = ", ".join(quote(v) for v in ENUMS[enum])
+    fails = f"({quote(f'not a {enum}: ')} || {column})::int::text"
+    return f"(CASE WHEN {column} IN ({values}) THEN {column} ELSE {fails} END)"
+
+
 def _float(column: str) -> str:
     """Python's repr of a float as a JSON number: PostgreSQL writes 1.0 as `1`."""
     return (
@@ -117,9 +135,9 @@ def _definition_fields() -> Fields:
         "name": "d.name",
         "description": "d.description",
         "category": "d.category",
-        "value_type": "d.value_type",
+        "value_type": enum_value("d.value_type", "TagValueType"),
         "allowed_values": "d.allowed_values",
-        "kind": "d.kind",
+        "kind": enum_value("d.kind", "TagKind"),
         "condition": "d.condition",
         "default_ttl_days": "d.default_ttl_days",
         "archived": "d.archived",
@@ -241,10 +259,8 @@ def customer_fields(sees_pii: bool) -> Fields:
 
     fields: dict[str, str | Nested] = {
         "id": global_id("Customer", "c.id"),
-        **{
-            name: f"c.{name}"
-            for name in ("status", "gender", "locale", "country", "region", "city")
-        },
+        "status": enum_value("c.status", "CustomerStatus"),
+        **{name: f"c.{name}" for name in ("gender", "locale", "country", "region", "city")},
         **{
             name: iso(f"c.{name}")
             for name in (

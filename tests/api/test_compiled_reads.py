@@ -22,9 +22,12 @@ from sqlalchemy import update
 from api.app import create_app
 from api.ids import to_global_id
 from api.json_text import JsonText, encode
+from api.schema.customers import CustomerStatus
+from api.schema.tags import TagKind, TagValueType
 from domain.access.keys import Role
 from service.settings import Settings
 from store.db import Database
+from store.json_fields import ENUMS
 from store.models import CustomerMetrics, StageTransition, TagAssignment, TagDefinition
 from tests.builders import make_customer
 from tests.conftest import Api
@@ -384,3 +387,15 @@ def test_compiled_json_is_written_as_it_is_even_beside_what_orjson_refuses() -> 
     assert encode({"a": spliced}) == b'{"a":{"x" : [1.0, "\\u00e9"]}}'
     big = 2**70  # orjson refuses it: json writes the answer, reading the text back
     assert json.loads(encode({"a": spliced, "b": big})) == {"a": {"x": [1.0, "é"]}, "b": big}
+
+
+def test_compiled_enums_are_the_schemas() -> None:
+    """A compiled enum field writes only the values the schema names (the rest fail)."""
+    assert {
+        name: tuple(e.value for e in enum)
+        for name, enum in [
+            ("CustomerStatus", CustomerStatus),
+            ("TagValueType", TagValueType),
+            ("TagKind", TagKind),
+        ]
+    } == ENUMS
