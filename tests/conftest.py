@@ -115,7 +115,7 @@ def backend(database_url: str) -> str:
 @pytest.fixture
 def settings(database_url: str, backend: str) -> Settings:
     redis_url = REDIS_URL if backend == "postgresql" else None
-    return Settings(database_url=database_url, redis_url=redis_url)
+    return Settings(database_url=database_url, redis_url=redis_url, derived_state_inline=True)
 
 
 async def reset(db: Database) -> None:
@@ -132,6 +132,9 @@ async def reset(db: Database) -> None:
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
     database = Database.from_url(settings.database_url)
+    # Tests read derived state right after a write: each write settles the profiles it marked
+    # (domain.derived); tests of the worker itself turn this off.
+    database.settle_writes = True
     await reset(database)
     yield database
     await database.dispose()

@@ -22,8 +22,9 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.access.erasure import ErasurePolicy, erased_keys
-from domain.cascade import follow_write
 from domain.changes import Change, record_changes
+from domain.derived.batches import transact
+from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
 from domain.identity.merging import merge_into, profile_states
 from domain.identity.normalize import normalize
@@ -227,19 +228,18 @@ async def identify_batch(
             )
             await session.flush()
         results = await resolve_batch(session, inputs, region, actor, erased)
-        # RULE tags, lifecycle stage and materialized segments of the profiles the batch
-        # landed on (traits, identities, merges); ingest runs them itself.
-        landed_on = {r.customer_id for r in results if r.customer_id}
-        await follow_write(session, landed_on, utcnow(), actor)
         if idempotency_key:
             await session.execute(
                 update(IdempotencyKey)
                 .where(IdempotencyKey.key == idempotency_key)
                 .values(response={"results": [_result_json(r) for r in results]})
             )
+        # Metrics, RULE tags, stage and materialized segments of the profiles the batch landed
+        # on (traits, identities, merges) follow through the worker; ingest marks its own.
+        await mark(session, {r.customer_id for r in results if r.customer_id}, actor)
         return results
 
-    return await db.transact(work)
+    return await transact(db, work)
 
 
 async def resolve_batch(
