@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.channels as channels
@@ -31,6 +31,7 @@ from domain.history import HistoryQuery, newest_first_pages
 from domain.identity.linking import IdentifyInput, resolve_batch
 from domain.pagination import Page
 from domain.values import check_json, check_moment, text_for
+from store.bulk_rows import copy_rows
 from store.db import Database
 from store.models import Event, Order
 from store.types import utcnow
@@ -221,8 +222,8 @@ async def _ingest(
                 continue
             seen.add(key)
             fresh.append({**row, "customer_id": target})
-        if fresh:
-            await session.execute(insert(kind.model), fresh)
+        if fresh:  # COPY on PostgreSQL: the id is the table's own
+            await copy_rows(session, kind.model.__table__, fresh, columns=list(fresh[0]))
             await channels.count_new(session, **{kind.name: fresh})
         touched = sorted({row["customer_id"] for row in fresh})
         landed_on = {target for target in landed.values() if not isinstance(target, DomainError)}
