@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         description="Run the derived-state worker inside `serve` (in every worker process).",
     )
     derived_batch_size: int = Field(
-        default=500, ge=1, description="Dirty profiles the worker claims and works per batch."
+        default=2000, ge=1, description="Dirty profiles the worker claims and works per batch."
     )
     derived_poll_seconds: float = Field(
         default=0.5,

@@ -9,6 +9,7 @@ the marks' row locks only at its end, for its last two statements.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
@@ -28,8 +29,9 @@ from store.models import CustomerDirty
 from store.types import utcnow
 
 T = TypeVar("T")
+log = logging.getLogger("c360.derived")
 
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 2000
 DEFAULT_LEASE = timedelta(seconds=60)
 SETTLE_POLL_SECONDS = 0.02
 INLINE_TIMEOUT_SECONDS = 30.0
@@ -178,5 +180,8 @@ async def transact(db: Database, work: Callable[[AsyncSession], Awaitable[T]]) -
     result = await db.transact(tracked)
     timeout = wait_for_derived.get()
     if marked and (timeout is not None or db.settle_writes):
-        await settle(db, marked, INLINE_TIMEOUT_SECONDS if timeout is None else timeout)
+        try:
+            await settle(db, marked, INLINE_TIMEOUT_SECONDS if timeout is None else timeout)
+        except Exception:  # the write has committed: its answer stands, the worker follows
+            log.exception("settling %s profiles after a write failed", len(marked))
     return result

@@ -122,3 +122,12 @@ async def test_the_worker_loop_follows_writes_on_its_own(db, settings: Settings)
         await asyncio.gather(task, return_exceptions=True)
     assert await dirty(db) == {} and await order_count(db, wu) == 1
     assert sum(seen) == 1
+
+
+async def test_a_write_whose_settling_fails_still_answers(db, monkeypatch) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> bool:
+        raise RuntimeError("the database went away after the commit")
+
+    monkeypatch.setattr(batches, "settle", broken)
+    wu = await buy(db, "wu@x.com", "o-1")  # committed: the worker will follow
+    assert await dirty(db) == {wu: 1}
