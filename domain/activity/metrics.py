@@ -18,8 +18,9 @@ Definitions (documented, monotone, deliberately simple):
   scored 1..5 against the quintile boundaries (nearest-rank 20/40/60/80th percentiles) of the
   customers with at least one completed order; equal values always get equal scores. Refreshed by
   `c360 recompute-metrics` and the periodic job; the named segment follows RFM_SEGMENTS.
-churn_risk and clv depend on the date: writes keep them current for the profiles they touch and
-the periodic job for everyone else.
+churn_risk and clv depend on the date: the derived-state worker (domain.derived) keeps them
+current for the profiles writes touch, as of the latest write's clock, and the periodic job
+for everyone else.
 """
 
 from __future__ import annotations
