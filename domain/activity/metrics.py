@@ -158,7 +158,7 @@ def order_value() -> ColumnElement[Decimal]:
     )
 
 
-def _figures(customer_ids: Sequence[uuid.UUID] | None) -> Select[Any]:
+def _figures(customer_ids: Sequence[uuid.UUID] | Select[Any] | None) -> Select[Any]:
     """Per live-or-not customer: order and activity figures from the raw rows."""
     completed = counted_order()
     signed = order_value()
@@ -197,10 +197,13 @@ def _figures(customer_ids: Sequence[uuid.UUID] | None) -> Select[Any]:
 
 
 async def recompute(
-    session: AsyncSession, customer_ids: Sequence[uuid.UUID] | None, now: datetime | None = None
+    session: AsyncSession,
+    customer_ids: Sequence[uuid.UUID] | Select[Any] | None,
+    now: datetime | None = None,
 ) -> None:
-    """Rebuild the figures, churn risk and CLV of these profiles (None: everyone) from their
-    orders and events, in SQL. RFM scores are population-wide: see `refresh_rfm`."""
+    """Rebuild the figures, churn risk and CLV of these profiles (ids, a select of ids, or
+    None: everyone) from their orders and events, in SQL. RFM scores are population-wide:
+    see `refresh_rfm`."""
     now = now or utcnow()
     wanted = select(Customer.id).where(
         ~select(CustomerMetrics.customer_id)
@@ -208,7 +211,7 @@ async def recompute(
         .exists()
     )
     if customer_ids is not None:
-        if not customer_ids:
+        if not isinstance(customer_ids, Select) and not customer_ids:
             return
         wanted = wanted.where(Customer.id.in_(customer_ids))
     await session.execute(

@@ -3,7 +3,9 @@ one set-based pass, clear the marks no write has moved since (the contract: doma
 
 A claim is its own short transaction (a lease: `claimed_until`), so that a write marking a
 profile again never waits for a batch being worked on, and the batch's own transaction takes
-the marks' row locks only at its end, for its last two statements.
+the marks' row locks only at its end, for its last two statements. A claim is named (`claim`):
+the batch's statements select their profiles by that name, a join on customer_dirty, instead
+of each sending the batch's ids.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import TypeVar
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.metrics as metrics
@@ -48,6 +50,7 @@ class Claim:
     actor: str | None
     since: datetime
     marked_at: datetime
+    token: uuid.UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ async def claim(
     """Lease up to `limit` unclaimed (or lease-expired) dirty profiles, oldest first; `only`
     restricts the claim to these profiles. Rows another worker is claiming are skipped."""
     now = now or utcnow()
+    token = uuid.uuid4()
 
     async def work(session: AsyncSession) -> list[Claim]:
         free = or_(CustomerDirty.claimed_until.is_(None), CustomerDirty.claimed_until < now)
@@ -80,7 +84,7 @@ async def claim(
         rows = await session.execute(
             update(CustomerDirty)
             .where(CustomerDirty.customer_id.in_(pick))
-            .values(claimed_until=now + lease)
+            .values(claimed_until=now + lease, claim=token, claimed_version=CustomerDirty.version)
             .returning(
                 CustomerDirty.customer_id,
                 CustomerDirty.version,
@@ -89,7 +93,7 @@ async def claim(
                 CustomerDirty.marked_at,
             )
         )
-        return [Claim(*row) for row in rows]
+        return [Claim(*row, token=token) for row in rows]
 
     return await db.transact(work)
 
@@ -102,25 +106,34 @@ async def bring_up_to_date(db: Database, claims: list[Claim]) -> BatchResult:
     time of its own, an import or a test, derives as of that time)."""
     if not claims:
         return BatchResult()
-    ids = [c.customer_id for c in claims]
+    tokens = {c.token for c in claims}
+    if len(tokens) != 1:
+        raise ValueError("a batch is the profiles of one claim")
+    ours = CustomerDirty.claim == tokens.pop()
+    batch = select(CustomerDirty.customer_id).where(ours)
 
     async def work(session: AsyncSession) -> None:
         now = max(c.marked_at for c in claims)
-        await metrics.recompute(session, ids, now)
-        by_actor = sorted(claims, key=lambda c: c.actor or "")
-        for actor, group in groupby(by_actor, key=lambda c: c.actor):
-            await follow_write(session, [c.customer_id for c in group], now, actor)
-        done = [(c.customer_id, c.version) for c in claims]
+        await metrics.recompute(session, batch, now)
+        actors = {c.actor for c in claims}
+        if len(actors) == 1:
+            await follow_write(session, batch, now, actors.pop())
+        else:  # several writers' actors: their profiles apart, by id
+            by_actor = sorted(claims, key=lambda c: c.actor or "")
+            for actor, group in groupby(by_actor, key=lambda c: c.actor):
+                await follow_write(session, [c.customer_id for c in group], now, actor)
         await session.execute(
             delete(CustomerDirty).where(
-                tuple_(CustomerDirty.customer_id, CustomerDirty.version).in_(done)
+                ours, CustomerDirty.version == CustomerDirty.claimed_version
             )
         )
         await session.execute(
             update(CustomerDirty)
-            .where(CustomerDirty.customer_id.in_(ids))
+            .where(ours)
             .values(
                 claimed_until=None,
+                claim=None,
+                claimed_version=None,
                 since=func.coalesce(CustomerDirty.remarked_at, CustomerDirty.since),
                 remarked_at=None,
             )

@@ -44,10 +44,13 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=True),
         sa.Column("claimed_until", UTCDateTime(), nullable=True),
+        sa.Column("claim", sa.Uuid(), nullable=True),
+        sa.Column("claimed_version", sa.Integer(), nullable=True),
         sa.Column("remarked_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_dirty")),
     )
     op.create_index("ix_customer_dirty_since", "customer_dirty", ["since"])
+    op.create_index("ix_customer_dirty_claim", "customer_dirty", ["claim"])
     if op.get_bind().dialect.name == "postgresql":
         for statement in CREATE:
             op.execute(statement)
@@ -57,5 +60,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for statement in DROP:
             op.execute(statement)
+    op.drop_index("ix_customer_dirty_claim", table_name="customer_dirty")
     op.drop_index("ix_customer_dirty_since", table_name="customer_dirty")
     op.drop_table("customer_dirty")
