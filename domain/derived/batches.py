@@ -160,16 +160,23 @@ async def drain(db: Database, limit: int = DEFAULT_BATCH) -> int:
 
 
 async def settle(db: Database, customer_ids: Collection[uuid.UUID], timeout: float) -> bool:
-    """Bring these profiles' derived state up to date now, in the caller's task: claim the
-    ones no worker holds and work them; wait for the ones a worker holds. False when some
-    still wait after `timeout` seconds."""
+    """Bring these profiles' derived state up to date now, in the caller's task, after the
+    caller's write committed: claim the ones no worker holds and work them; wait for the ones
+    a worker holds. A profile is done when it is no longer dirty, or dirty only since after
+    this call began: a batch clears or restarts a mark only with every write marked before
+    its claim, so a later start means the caller's write was in. (Waiting for "not dirty"
+    alone would never end while other clients keep writing the same profile.) False when
+    some still wait after `timeout` seconds."""
     wanted = set(customer_ids)
+    begun = utcnow()
     deadline = asyncio.get_running_loop().time() + timeout
     while wanted:
         await bring_up_to_date(db, await claim(db, len(wanted), only=wanted))
         async with db.read() as session:
             waiting = await session.scalars(
-                select(CustomerDirty.customer_id).where(CustomerDirty.customer_id.in_(wanted))
+                select(CustomerDirty.customer_id).where(
+                    CustomerDirty.customer_id.in_(wanted), CustomerDirty.since <= begun
+                )
             )
             wanted = set(waiting.all())
         if wanted and asyncio.get_running_loop().time() >= deadline:

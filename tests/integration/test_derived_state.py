@@ -131,3 +131,16 @@ async def test_a_write_whose_settling_fails_still_answers(db, monkeypatch) -> No
     monkeypatch.setattr(batches, "settle", broken)
     wu = await buy(db, "wu@x.com", "o-1")  # committed: the worker will follow
     assert await dirty(db) == {wu: 1}
+
+
+async def test_settle_does_not_wait_for_marks_of_writes_after_it(db) -> None:
+    db.settle_writes = False
+    a = await buy(db, "a@x.com", "o-a")
+    item = OrderItem(("email", "b@x.com"), "o-b", Decimal("600"), "CNY")
+    later = utcnow() + timedelta(hours=1)  # a write dated after the settle begins
+    b = (
+        await activity.record_orders(db, [item], region="CN", actor="x", rates=RATES, now=later)
+    ).customer_ids[0]
+    assert [c.customer_id for c in await batches.claim(db, only=[b])] == [b]  # a worker has it
+    assert await batches.settle(db, [a, b], timeout=0) is True
+    assert await order_count(db, a) == 1 and set(await dirty(db)) == {b}
