@@ -27,6 +27,10 @@ from api.request_body import BodyLimit
 from api.request_ids import RequestIds, request_id_of
 from api.schema.root import build_schema
 from domain.access.keys import Principal
+from domain.changes import outbox_backlog
+from domain.derived import marks as derived
+from domain.derived.batches import wait_for_derived
+from service.deriving import DerivedWorker
 from service.dispatcher import Dispatcher
 from service.logs import configure_logging
 from service.periodic import (
@@ -41,8 +45,10 @@ from store.db import Database
 from store.migrate import migration_status
 from store.pubsub import changes_channel, create_broker
 from store.statements import watch_statements
+from store.types import utcnow
 
 log = logging.getLogger("c360.api")
+WAIT_HEADER = "x-derived-state"  # `wait`: read-your-writes (domain.derived)
 
 
 def create_app(
@@ -67,6 +73,7 @@ def create_app(
         broker=create_broker(redis, changes_channel(settings.database_url)),
         tracer=provider.get_tracer("c360") if provider is not None else None,
     )
+    state.db.settle_writes = settings.derived_state_inline
     watch_statements(state.db.engine, state.tracer)
     state.metrics.watch_pool(state.db.engine)
 
@@ -76,6 +83,11 @@ def create_app(
         if settings.dispatcher:
             dispatcher = asyncio.create_task(
                 Dispatcher(state.db, state.broker, settings).run(), name="c360-dispatcher"
+            )
+        deriving = None
+        if settings.derived_worker:
+            deriving = asyncio.create_task(
+                DerivedWorker(state.db, settings).run(), name="c360-derived-worker"
             )
         sweeper = None
         if settings.lifecycle_sweep_interval_seconds > 0:
@@ -114,6 +126,10 @@ def create_app(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+        if deriving is not None:
+            deriving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deriving
         if dispatcher is not None:
             dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -135,6 +151,9 @@ def create_app(
     ) -> AsyncIterator[Context]:
         request_id = request_id_of(connection.scope)
         http = connection.scope["type"] == "http"
+        # Read-your-writes on request: this request's writes wait for their derived state.
+        wanted = connection.headers.get(WAIT_HEADER, "").strip().lower() == "wait"
+        wait_for_derived.set(settings.derived_wait_seconds if wanted else None)
         context = Context(state, principal, request_db(connection), request_id, splices_json=http)
         try:
             yield context
@@ -203,8 +222,21 @@ def _add_health(app: FastAPI, state: AppState) -> None:
         # degraded, but ready. Without the database, or on an unmigrated one, it serves nothing.
         if checks["database"] != "ok":
             return JSONResponse({"status": "unavailable", **checks}, status_code=503)
+        checks["lag"] = await _lag(state.db)
         status = "degraded" if checks["redis"] == "unreachable" else "ready"
         return JSONResponse({"status": status, **checks})
+
+
+async def _lag(db: Database) -> dict[str, Any]:
+    """How far behind the writes the background work is: derived state and the outbox
+    (information only: a lag does not make the service unready)."""
+    behind = await derived.backlog(db)
+    outbox = await outbox_backlog(db)
+    waited = (utcnow() - outbox.oldest_at).total_seconds() if outbox.oldest_at else 0.0
+    return {
+        "derivedState": {"profiles": behind.profiles, "seconds": round(behind.lag_seconds(), 3)},
+        "outbox": {"events": outbox.events, "seconds": round(max(0.0, waited), 3)},
+    }
 
 
 def _add_error_handlers(app: FastAPI) -> None:

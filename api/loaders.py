@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from domain.access import privacy
 from domain.activity import channels as activity_channels
 from domain.activity import ingest as activity
 from domain.activity import metrics
+from domain.derived import marks as derived
 from domain.history import HistoryQuery
 from domain.identity import survivorship
 from domain.lifecycle import model as lifecycle
@@ -124,6 +126,10 @@ class Loaders:
     @cached_property
     def metrics(self) -> DataLoader[uuid.UUID, metrics.MetricsRecord | None]:
         return _single(metrics.metrics_of, self.db)
+
+    @cached_property
+    def derived_behind(self) -> DataLoader[uuid.UUID, datetime | None]:
+        return _single(derived.behind_since, self.db)
 
     @cached_property
     def segments(self) -> DataLoader[uuid.UUID, list[segments.SegmentRecord]]:

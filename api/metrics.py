@@ -7,11 +7,13 @@
     c360_outbox_events_waiting                        change events not yet dispatched
     c360_outbox_lag_seconds                           age of the oldest of them (0: none waiting)
     c360_webhook_deliveries{status}                   PENDING and DEAD deliveries
+    c360_derived_profiles_waiting                     profiles whose derived state is behind
+    c360_derived_lag_seconds                          how long the oldest of them has waited
 
-The outbox and webhook figures are read from the database at each scrape (through indexes),
-so any worker answers them alike. Derived state (RULE tags, lifecycle, metrics, materialized
-segments) is computed inside each write's transaction (domain.cascade): it never lags, so there
-is no derived-state lag to show.
+The outbox, webhook and derived-state figures are read from the database at each scrape
+(through indexes), so any worker answers them alike. Derived state (metrics, RULE tags,
+lifecycle, materialized segments) follows writes through the worker (domain.derived): its lag
+is the age of the oldest dirty profile.
 
 Several workers (`c360 serve --workers N`) are one service: `serve` then sets
 PROMETHEUS_MULTIPROC_DIR before the workers start, each worker writes its figures there, and
@@ -43,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.request_ids import request_id_of
 from domain.changes import Backlog, outbox_backlog
 from domain.delivery.webhooks import DeliveryStatus, deliveries_waiting
+from domain.derived import marks as derived
 from service.settings import Settings
 from store.db import Database
 
@@ -123,22 +126,27 @@ class Metrics:
         if multiprocess():
             prometheus_multiprocess.mark_process_dead(os.getpid())
 
-    def exposition(self, backlog: Backlog, waiting: dict[DeliveryStatus, int]) -> bytes:
+    def exposition(
+        self, backlog: Backlog, waiting: dict[DeliveryStatus, int], behind: derived.Backlog
+    ) -> bytes:
         scrape = CollectorRegistry()
         if multiprocess():
             prometheus_multiprocess.MultiProcessCollector(scrape)
         else:
             scrape.register(self.registry)  # type: ignore[arg-type]  # a registry collects
-        scrape.register(_Backlog(backlog, waiting))  # type: ignore[arg-type]
+        scrape.register(_Backlog(backlog, waiting, behind))  # type: ignore[arg-type]
         return generate_latest(scrape)
 
 
 class _Backlog:
     """What the database says at this scrape: the outbox and the webhook deliveries."""
 
-    def __init__(self, backlog: Backlog, waiting: dict[DeliveryStatus, int]) -> None:
+    def __init__(
+        self, backlog: Backlog, waiting: dict[DeliveryStatus, int], behind: derived.Backlog
+    ) -> None:
         self.backlog = backlog
         self.waiting = waiting
+        self.behind = behind
 
     def collect(self) -> Any:
         yield GaugeMetricFamily(
@@ -159,6 +167,16 @@ class _Backlog:
         for status, count in self.waiting.items():
             deliveries.add_metric([status.value], count)
         yield deliveries
+        yield GaugeMetricFamily(
+            "c360_derived_profiles_waiting",
+            "Profiles whose derived state waits for the worker",
+            value=self.behind.profiles,
+        )
+        yield GaugeMetricFamily(
+            "c360_derived_lag_seconds",
+            "How long the oldest profile waiting for the worker has waited",
+            value=self.behind.lag_seconds(),
+        )
 
 
 def count_refusal(scope: MutableMapping[str, Any], code: str) -> None:
@@ -184,7 +202,9 @@ def mount_metrics(app: FastAPI, metrics: Metrics, settings: Settings, db: Databa
         elif request.client is None or request.client.host not in LOOPBACK:
             message = "metrics are served to loopback clients only; set C360_METRICS_TOKEN"
             return _refusal(403, "FORBIDDEN", message, request)
-        body = metrics.exposition(await outbox_backlog(db), await deliveries_waiting(db))
+        body = metrics.exposition(
+            await outbox_backlog(db), await deliveries_waiting(db), await derived.backlog(db)
+        )
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,10 +1,14 @@
 """Ingest and metrics on PostgreSQL: recordOrders + trackEvents throughput against a plain bulk
 INSERT of the same rows, and `c360 recompute-metrics` over a large population.
 
-Part 1 (ingest): a population of profiles is identified first (untimed); then batches of
-events and orders addressed by their emails go through `track_events` / `record_orders`
-(timed), and the same rows go through plain executemany INSERTs into a fresh database (the
-limit). Part 2 (recompute): customers and orders are generated in SQL (generate_series), then
+Part 1 (ingest): the setting of bench.derived_setting is defined (20 RULE tags, the default
+lifecycle, 10 materialized segments) and a population of profiles is identified (untimed);
+with the derived-state worker running as its own process, batches of events and orders
+addressed by their emails go through `track_events` / `record_orders` (timed), while the lag of
+derived state is sampled (until the worker has drained it); then the same rows go through plain
+executemany INSERTs into a fresh database (the limit).
+
+Part 2 (recompute): customers and orders are generated in SQL (generate_series), then
 `c360 recompute-metrics` runs as its own process, timed, with its peak RSS read from the OS.
 """
 
@@ -27,6 +31,7 @@ from rich.table import Table
 from sqlalchemy import insert, select, text
 
 from bench.common import DEFAULT_URL, checkpoint, fresh_database, server_url, write_results
+from bench.derived_setting import define_setting, drained, load_average, sampling, worker_process
 from domain.activity.ingest import EventItem, OrderItem, record_orders, track_events
 from domain.identity.linking import IdentifyInput, identify_batch
 from store.db import Database
@@ -74,23 +79,31 @@ async def _people(db: Database, people: int) -> None:
         await identify_batch(db, inputs[start : start + 1000], region="CN", actor="bench")
 
 
-async def _timed_ingest(server: Any, items: int, people: int, size: int) -> dict[str, float]:
-    async with fresh_database(server) as db:
+async def _timed_ingest(
+    server: Any, items: int, people: int, size: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Rates of the writes, and the derived-state lag while they ran (per kind)."""
+    async with fresh_database(server) as db, worker_process(db) as worker:
+        await define_setting(db)
         await _people(db, people)
+        await drained(db)
         await checkpoint(server)
-        started = time.perf_counter()
         events = _events(items, people)
-        for start in range(0, items, size):
-            await track_events(db, events[start : start + size], region="CN", actor="bench")
-        events_s = time.perf_counter() - started
-        started = time.perf_counter()
+        async with sampling(db, worker) as events_lag:
+            started = time.perf_counter()
+            for start in range(0, items, size):
+                await track_events(db, events[start : start + size], region="CN", actor="bench")
+            events_s = time.perf_counter() - started
         orders = _orders(items, people)
-        for start in range(0, items, size):
-            await record_orders(
-                db, orders[start : start + size], region="CN", actor="bench", rates=RATES
-            )
-        orders_s = time.perf_counter() - started
-    return {"events_per_s": items / events_s, "orders_per_s": items / orders_s}
+        async with sampling(db, worker) as orders_lag:
+            started = time.perf_counter()
+            for start in range(0, items, size):
+                await record_orders(
+                    db, orders[start : start + size], region="CN", actor="bench", rates=RATES
+                )
+            orders_s = time.perf_counter() - started
+    rates = {"events_per_s": items / events_s, "orders_per_s": items / orders_s}
+    return rates, {"events": events_lag.summary(), "orders": orders_lag.summary()}
 
 
 async def _timed_plain(server: Any, items: int, people: int, size: int) -> dict[str, float]:
@@ -197,16 +210,29 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     server = server_url(args.database_url)
     console = Console()
-    ours = asyncio.run(_timed_ingest(server, args.items, args.people, args.batch))
+    load_before = load_average()
+    ours, lag = asyncio.run(_timed_ingest(server, args.items, args.people, args.batch))
     plain = asyncio.run(_timed_plain(server, args.items, args.people, args.batch))
+    load_after = load_average()
     recompute = asyncio.run(_timed_recompute(server, args.customers, args.orders))
     table = Table(title=f"ingest, batches of {args.batch} ({args.items} items each)")
-    for column in ("what", "ours items/s", "plain INSERT rows/s", "plain/ours"):
+    columns = ("what", "ours items/s", "plain INSERT rows/s", "plain/ours", "ours/plain")
+    for column in (*columns, "lag p99 s", "drained after s"):
         table.add_column(column)
     for kind in ("events", "orders"):
         o, p = ours[f"{kind}_per_s"], plain[f"{kind}_per_s"]
-        table.add_row(kind, f"{o:,.0f}", f"{p:,.0f}", f"{p / o:.2f}x")
+        waited = lag[kind]
+        table.add_row(
+            kind,
+            f"{o:,.0f}",
+            f"{p:,.0f}",
+            f"{p / o:.2f}x",
+            f"{o / p:.2f}x",
+            f"{waited['p99_s']:.2f}",
+            f"{waited['drained_after_writes_s']:.2f}",
+        )
     console.print(table)
+    console.print(f"load average before {load_before}, after {load_after}")
     console.print(
         f"recompute-metrics: {args.customers:,} customers, {args.orders:,} orders: "
         f"{recompute['seconds']:.1f} s, peak RSS {recompute['peak_rss_mb']:.0f} MB, "
@@ -216,7 +242,17 @@ def main(argv: list[str]) -> int:
         "activity",
         {
             "args": vars(args) | {"database_url": "<server>"},
-            "ingest": {"ours": ours, "plain": plain},
+            "ingest": {
+                "ours": ours,
+                "plain": plain,
+                "ours_over_plain": {
+                    kind: round(ours[f"{kind}_per_s"] / plain[f"{kind}_per_s"], 3)
+                    for kind in ("events", "orders")
+                },
+                "derived_lag": lag,
+                "setting": {"rule_tags": 20, "lifecycle": "default", "materialized_segments": 10},
+            },
+            "load_average": {"before": load_before, "after": load_after},
             "recompute": recompute,
         },
     )

@@ -2,7 +2,10 @@
 
 Scenarios, each on a fresh database: (a) only new people, (b) 30% of the inputs touch existing
 profiles, (c) 5% of the inputs link two existing profiles and merge them. Only the
-`identify_batch` calls are timed (sequential batches, one client); preloading is not. The
+`identify_batch` calls are timed (sequential batches, one client); preloading is not. Each
+scenario runs in the setting of bench.derived_setting (20 RULE tags, the default lifecycle, 10
+materialized segments) with the derived-state worker running as its own process, and reports
+the lag of derived state while it wrote (sampled until the worker had drained it). The
 baseline ("the limit") inserts the customer and identity rows of (a) with plain executemany
 INSERTs, one transaction per batch. Every run checks that the scenario did what it claims
 (row counts, merges), so a fast figure from a broken run cannot pass for a result.
@@ -42,6 +45,7 @@ from bench.common import (
     server_url,
     write_results,
 )
+from bench.derived_setting import define_setting, drained, load_average, sampling, worker_process
 from domain.identity.linking import IdentifyInput, identify_batch
 from store.db import Database
 from store.models import Customer, Identity, MergeRecord, OutboxEvent
@@ -206,6 +210,7 @@ class Figure:
     statements: StatementLog
     expected: dict[str, int] = field(default_factory=dict)
     actual: dict[str, int] = field(default_factory=dict)
+    lag: dict[str, Any] | None = None  # derived state while it wrote (bench.derived_setting)
 
     @property
     def rate(self) -> float:
@@ -268,16 +273,21 @@ async def _counts(db: Database) -> dict[str, int]:
 
 
 async def run_plan(server: URL, plan: Plan, size: int) -> Figure:
-    async with fresh_database(server) as db:
+    async with fresh_database(server) as db, worker_process(db) as worker:
+        await define_setting(db)
         await _identify(db, plan.preload, size)
+        await drained(db)
         await checkpoint(server)
         log = StatementLog()
         log.attach(db)
-        seconds, tally = await _identify(db, plan.timed, size)
-        log.detach(db)
+        async with sampling(db, worker) as lag:
+            seconds, tally = await _identify(db, plan.timed, size)
+            log.detach(db)
         actual = await _counts(db) | {key: tally[key] for key in EXPECTED_TALLY}
     batches = len(_batches(plan.timed, size))
-    return Figure(plan.name, len(plan.timed), seconds, batches, log, plan.expected, actual)
+    return Figure(
+        plan.name, len(plan.timed), seconds, batches, log, plan.expected, actual, lag.summary()
+    )
 
 
 def _baseline_rows(n: int) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
@@ -354,7 +364,8 @@ async def _server_facts(server: URL) -> dict[str, str]:
 
 def _report(console: Console, figures: list[Figure], limit: Figure) -> bool:
     table = Table(title=f"identifyBatch on PostgreSQL ({limit.inputs:,} inputs, one client)")
-    for name in ("scenario", "inputs", "seconds", "inputs/s", "baseline/scenario", "stmts/batch"):
+    names = ("scenario", "inputs", "seconds", "inputs/s", "baseline/scenario", "scenario/baseline")
+    for name in (*names, "stmts/batch", "lag p99 s"):
         table.add_column(name, justify="left" if name == "scenario" else "right")
     table.add_column("checks")
     for figure in [limit, *figures]:
@@ -365,7 +376,9 @@ def _report(console: Console, figures: list[Figure], limit: Figure) -> bool:
             f"{figure.seconds:.2f}",
             f"{figure.rate:,.0f}",
             f"{limit.rate / figure.rate:.2f}x",
+            f"{figure.rate / limit.rate:.2f}x",
             per_batch,
+            f"{figure.lag['p99_s']:.2f}" if figure.lag else "",
             "[green]ok[/]" if figure.verified else f"[red]FAILED {figure.actual}[/]",
         )
     console.print(table)
@@ -401,12 +414,15 @@ def _figure_json(figure: Figure, limit: Figure) -> dict[str, Any]:
         "seconds": round(figure.seconds, 3),
         "inputs_per_s": round(figure.rate, 1),
         "baseline_ratio": round(limit.rate / figure.rate, 3),
+        "over_baseline": round(figure.rate / limit.rate, 3),
         "batches": figure.batches,
         "verified": figure.verified,
         "expected": figure.expected,
         "actual": figure.actual,
     }
-    log = figure.statements
+    if figure.lag is not None:
+        out["derived_lag"] = figure.lag
+    log = figure.statements  # COPY is not a cursor statement: not counted here
     out["statements_per_batch"] = round(log.count.total() / figure.batches, 2)
     out["statements"] = {
         kind: {
@@ -420,6 +436,7 @@ def _figure_json(figure: Figure, limit: Figure) -> dict[str, Any]:
 
 async def _run(server: URL, n: int, size: int, seed: int, console: Console) -> dict[str, Any]:
     rng = random.Random(seed)
+    load_before = load_average()
     facts = await _server_facts(server)
     console.print(f"PostgreSQL {facts['server_version']}, {os.cpu_count()} cpus, {n:,} inputs")
     figures = []
@@ -443,6 +460,8 @@ async def _run(server: URL, n: int, size: int, seed: int, console: Console) -> d
         "seed": seed,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "postgres": facts,
+        "load_average": {"before": load_before, "after": load_average()},
+        "setting": {"rule_tags": 20, "lifecycle": "default", "materialized_segments": 10},
         "baseline": _figure_json(limit, limit),
         "scenarios": [_figure_json(f, limit) for f in figures],
         "target_a": {

@@ -453,6 +453,30 @@ def dispatch() -> None:
 
 
 @app.command()
+def work() -> None:
+    """Run the derived-state worker in this process (metrics, RULE tags, stages, segment
+    membership after writes); any number may run against PostgreSQL."""
+    from service.deriving import DerivedWorker
+
+    settings = resolve_settings()
+    with_database(_nothing, settings)
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        db = Database.from_url(settings.database_url)
+        try:
+            await DerivedWorker(db, settings).run()
+        finally:
+            await db.dispose()
+
+    console.print(f"bringing derived state up to date in {_safe_url(settings.database_url)}")
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError), friendly_errors():
+        asyncio.run(run())
+
+
+@app.command()
 def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Migrate, seed demo data once, and serve with the demo's admin key (created on the first
     run, reused after): the quickest look. Fails before doing anything when the port is taken."""

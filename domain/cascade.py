@@ -1,8 +1,8 @@
 """What follows a write to customers' data: the one component that keeps derived state in step.
 
-Three things are derived from a profile's data by rules, and kept in step inside the
-transaction of the write that changed it: RULE tags (domain.tagging.rules), the lifecycle stage
-(domain.lifecycle.rules) and the members of materialized segments (domain.segments.refresh).
+Three things are derived from a profile's data by rules: RULE tags (domain.tagging.rules),
+the lifecycle stage (domain.lifecycle.rules) and the members of materialized segments
+(domain.segments.refresh).
 They run in that order: RULE tags read the raw data, lifecycle rules and segments may read
 tags, and segments may read the stage. A RULE tag reading a stage or a materialized segment
 sees it as it was before this write; the periodic full runs (`c360 sweep-tags`, `sweep`,
@@ -10,14 +10,20 @@ sees it as it was before this write; the periodic full runs (`c360 sweep-tags`, 
 whoever adds or moves those rows rebuilds them before calling this (ingest, a merge, an
 unmerge), so the cascade reads current figures.
 
-Every writer calls one entry of this module once, at the end of its work, with the profiles it
-touched (a list of ids, or a select of ids that reads no customers row, such as
-domain.tagging.records.touched):
-- `follow_write`: identify / identifyBatch (domain.identity.linking, merges included),
-  trackEvents / recordOrders (domain.activity.ingest), updateCustomer
-  (domain.identity.editing), tag and untag, by hand, by segment or by the expiry sweep
-  (domain.tagging.bulk), mergeCustomers and unmerge (domain.identity.merging: both profiles),
-  and erasure (domain.access.erasure);
+The writes of customers' data do not call this module: they mark the profiles they touched
+dirty, and the derived-state worker calls `follow_write` for a batch of them, after rebuilding
+their metrics, in a transaction of its own (domain.derived, which states the consistency
+contract): identify / identifyBatch (domain.identity.linking, merges included), trackEvents /
+recordOrders (domain.activity.ingest), updateCustomer (domain.identity.editing), tag and untag
+by hand or by segment (domain.tagging.bulk), mergeCustomers and unmerge
+(domain.identity.merging: both profiles).
+
+The rest call one entry of this module once, at the end of their work and inside their own
+transaction, with the profiles they touched (a list of ids, or a select of ids that reads no
+customers row, such as domain.tagging.records.touched):
+- `follow_write`: the worker (domain.derived.batches), the tags' expiry sweep
+  (domain.tagging.bulk), and erasure (domain.access.erasure), which must leave no erased
+  profile in a segment for a moment;
 - `follow_stage_move`: setStage (domain.lifecycle.by_hand): RULE tags and materialized segments
   that read the stage, but not the lifecycle rules, which would override the move by hand in
   the same breath (the sweep applies them later, as to any profile);

@@ -69,9 +69,16 @@ def check_text(value: str, field: Field, *, code: str = "INVALID_INPUT") -> str:
     return value
 
 
+_lengths: dict[tuple[Any, str], int | None] = {}
+
+
 def column_length(column: QueryableAttribute[Any]) -> int | None:
-    """The characters a String(n) column holds (n), or None for an unbounded one (Text)."""
-    return getattr(column.type, "length", None)
+    """The characters a String(n) column holds (n), or None for an unbounded one (Text).
+    Remembered per column: ingest asks it for every text of every item."""
+    key = (column.class_, column.key)
+    if key not in _lengths:
+        _lengths[key] = getattr(column.type, "length", None)
+    return _lengths[key]
 
 
 def text_for(

@@ -147,6 +147,34 @@ class Settings(BaseSettings):
         default=3600.0, ge=0, description="How often the dispatcher prunes the outbox; 0: off."
     )
     cart_abandoned_hours: int = 24
+    # Derived state (domain/derived/): the worker brings it up to date after writes.
+    derived_worker: bool = Field(
+        default=True,
+        description="Run the derived-state worker inside `serve` (in every worker process).",
+    )
+    derived_batch_size: int = Field(
+        default=2000, ge=1, description="Dirty profiles the worker claims and works per batch."
+    )
+    derived_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often an idle worker looks for dirty profiles when not woken "
+        "(PostgreSQL wakes it at each write's commit; SQLite only polls).",
+    )
+    derived_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a claim holds; a dead worker's claims expire."
+    )
+    derived_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a write sent with `X-Derived-State: wait` waits for its derived "
+        "state before answering (the payload then says derivedStatePending).",
+    )
+    derived_state_inline: bool = Field(
+        default=False,
+        description="Every write brings its profiles' derived state up to date before it "
+        "answers, as if each request sent `X-Derived-State: wait` (tests; single-user use).",
+    )
     # Lifecycle (domain/lifecycle/rules.py): every rule over all profiles; 0 turns it off.
     lifecycle_sweep_interval_seconds: float = Field(
         default=3600.0, description="How often `serve` sweeps the lifecycle rules (each worker)."

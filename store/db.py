@@ -143,6 +143,10 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.replicas = replicas
+        # Writes through this handle bring the derived state of the profiles they touched up
+        # to date before they return, instead of leaving it to the worker (domain.derived):
+        # the test harness, and `derived_state_inline`.
+        self.settle_writes = False
         self._reads = async_sessionmaker(engine, expire_on_commit=False)
         self._writes = async_sessionmaker(
             engine.execution_options(c360_write=True), expire_on_commit=False
@@ -263,6 +267,7 @@ class RequestReads(Database):
     def __init__(self, base: Database, consistency_token: str | None = None) -> None:
         self.engine, self.dialect = base.engine, base.dialect
         self.replicas = base.replicas
+        self.settle_writes = base.settle_writes
         self._reads, self._writes = base._reads, base._writes
         self._base = base
         self._lock = asyncio.Lock()

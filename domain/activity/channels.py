@@ -75,7 +75,8 @@ async def count_new(
     rows = sorted(_tally(events, orders), key=lambda row: (str(row["customer_id"]), row["channel"]))
     if not rows:
         return
-    statement = upsert(session, CustomerChannel).values(rows)
+    # Rows as parameters, not as a VALUES list in the statement: compiled once and cached.
+    statement = upsert(session, CustomerChannel)
     new, table = statement.excluded, CustomerChannel
     await session.execute(
         statement.on_conflict_do_update(
@@ -86,7 +87,8 @@ async def count_new(
                 "events": table.events + new.events,
                 "orders": table.orders + new.orders,
             },
-        )
+        ),
+        rows,
     )
 
 

@@ -4,8 +4,8 @@ Items arrive in batches of up to 1,000, each addressed by an identity: the whole
 profiles through identity resolution in one transaction (a profile is created when nobody holds
 the identity). A bad item is refused with its index in `field`; the rest still land. Replays are
 duplicates, not second rows: events by their idempotency key, orders by (source, externalId).
-Metrics of every touched profile are recomputed, and its channel summary updated, in the same
-transaction.
+The channel summary of every touched profile is updated in the same transaction; its metrics,
+RULE tags, stage and segments follow through the derived-state worker (domain.derived).
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.channels as channels
-import domain.activity.metrics as metrics
 from domain.access.erasure import ErasurePolicy
-from domain.cascade import follow_write
+from domain.derived.batches import transact
+from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
 from domain.history import HistoryQuery, newest_first_pages
 from domain.identity.linking import IdentifyInput, resolve_batch
 from domain.pagination import Page
 from domain.values import check_json, check_moment, text_for
+from store.bulk_rows import copy_rows
 from store.db import Database
 from store.models import Event, Order
 from store.types import utcnow
@@ -221,17 +222,16 @@ async def _ingest(
                 continue
             seen.add(key)
             fresh.append({**row, "customer_id": target})
-        if fresh:
-            await session.execute(insert(kind.model), fresh)
+        if fresh:  # COPY on PostgreSQL: the id is the table's own
+            await copy_rows(session, kind.model.__table__, fresh, columns=list(fresh[0]))
             await channels.count_new(session, **{kind.name: fresh})
         touched = sorted({row["customer_id"] for row in fresh})
-        await metrics.recompute(session, touched, now)
         landed_on = {target for target in landed.values() if not isinstance(target, DomainError)}
-        await follow_write(session, landed_on, now, actor)  # RULE tags, stage, segments
+        await mark(session, landed_on, actor, now)  # metrics, RULE tags, stage, segments follow
         refused.sort(key=lambda e: int(e.field[1]))
         return IngestOutcome(len(fresh), duplicates, tuple(refused), tuple(touched))
 
-    return await db.transact(work)
+    return await transact(db, work)
 
 
 async def _stored_event_keys(session: AsyncSession, keys: list[str]) -> set[Any]:

@@ -18,8 +18,9 @@ Definitions (documented, monotone, deliberately simple):
   scored 1..5 against the quintile boundaries (nearest-rank 20/40/60/80th percentiles) of the
   customers with at least one completed order; equal values always get equal scores. Refreshed by
   `c360 recompute-metrics` and the periodic job; the named segment follows RFM_SEGMENTS.
-churn_risk and clv depend on the date: writes keep them current for the profiles they touch and
-the periodic job for everyone else.
+churn_risk and clv depend on the date: the derived-state worker (domain.derived) keeps them
+current for the profiles writes touch, as of the latest write's clock, and the periodic job
+for everyone else.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def order_value() -> ColumnElement[Decimal]:
     )
 
 
-def _figures(customer_ids: Sequence[uuid.UUID] | None) -> Select[Any]:
+def _figures(customer_ids: Sequence[uuid.UUID] | Select[Any] | None) -> Select[Any]:
     """Per live-or-not customer: order and activity figures from the raw rows."""
     completed = counted_order()
     signed = order_value()
@@ -196,10 +197,13 @@ def _figures(customer_ids: Sequence[uuid.UUID] | None) -> Select[Any]:
 
 
 async def recompute(
-    session: AsyncSession, customer_ids: Sequence[uuid.UUID] | None, now: datetime | None = None
+    session: AsyncSession,
+    customer_ids: Sequence[uuid.UUID] | Select[Any] | None,
+    now: datetime | None = None,
 ) -> None:
-    """Rebuild the figures, churn risk and CLV of these profiles (None: everyone) from their
-    orders and events, in SQL. RFM scores are population-wide: see `refresh_rfm`."""
+    """Rebuild the figures, churn risk and CLV of these profiles (ids, a select of ids, or
+    None: everyone) from their orders and events, in SQL. RFM scores are population-wide:
+    see `refresh_rfm`."""
     now = now or utcnow()
     wanted = select(Customer.id).where(
         ~select(CustomerMetrics.customer_id)
@@ -207,7 +211,7 @@ async def recompute(
         .exists()
     )
     if customer_ids is not None:
-        if not customer_ids:
+        if not isinstance(customer_ids, Select) and not customer_ids:
             return
         wanted = wanted.where(Customer.id.in_(customer_ids))
     await session.execute(

@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.cascade import follow_write
 from domain.changes import Change, record_changes
+from domain.derived.batches import transact
+from domain.derived.marks import mark
 from domain.errors import InvalidInput, NotFound
 from domain.identity.traits import COLUMNS, PROFILE_FIELDS, derive_display_name, parse_traits
 from domain.profile import CustomerRecord, customer_select, resolve_live_id, to_record
@@ -82,7 +83,6 @@ async def update_customer(
         customer.field_sources = sources
         customer.updated_at, customer.version = now, customer.version + 1
         await session.flush()
-        await follow_write(session, [customer.id], now, actor)  # RULE tags, stage, segments
         fields = sorted([*traits.fields, *(f"attributes.{k}" for k in attributes or {})])
         await record_changes(
             session,
@@ -96,6 +96,7 @@ async def update_customer(
             ],
         )
         row = (await session.execute(customer_select().where(Customer.id == customer.id))).one()
+        await mark(session, [customer.id], actor, now)  # RULE tags, stage, segments follow
         return to_record(row)
 
-    return await db.transact(work)
+    return await transact(db, work)

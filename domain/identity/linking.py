@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.access.erasure import ErasurePolicy, erased_keys
-from domain.cascade import follow_write
 from domain.changes import Change, record_changes
+from domain.derived.batches import transact
+from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
 from domain.identity.merging import merge_into, profile_states
 from domain.identity.normalize import normalize
@@ -34,6 +35,7 @@ from domain.identity.survivorship import load_survivorship
 from domain.identity.traits import COLUMNS, ProfileValues, Survivorship, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment, text_for
+from store.bulk_rows import copy_rows
 from store.db import Database
 from store.locking import hold_identities
 from store.models import Customer, IdempotencyKey, Identity
@@ -227,19 +229,18 @@ async def identify_batch(
             )
             await session.flush()
         results = await resolve_batch(session, inputs, region, actor, erased)
-        # RULE tags, lifecycle stage and materialized segments of the profiles the batch
-        # landed on (traits, identities, merges); ingest runs them itself.
-        landed_on = {r.customer_id for r in results if r.customer_id}
-        await follow_write(session, landed_on, utcnow(), actor)
         if idempotency_key:
             await session.execute(
                 update(IdempotencyKey)
                 .where(IdempotencyKey.key == idempotency_key)
                 .values(response={"results": [_result_json(r) for r in results]})
             )
+        # Metrics, RULE tags, stage and materialized segments of the profiles the batch landed
+        # on (traits, identities, merges) follow through the worker; ingest marks its own.
+        await mark(session, {r.customer_id for r in results if r.customer_id}, actor)
         return results
 
-    return await db.transact(work)
+    return await transact(db, work)
 
 
 async def resolve_batch(
@@ -438,7 +439,7 @@ async def _write_profiles(
     ]
     updates = [r for r in rows if r["id"] not in new]
     if inserts:
-        await session.execute(insert(CUSTOMERS), inserts)
+        await copy_rows(session, CUSTOMERS, inserts, columns=list(inserts[0]))
     if updates:
         await session.execute(update(Customer), updates)
 
@@ -470,7 +471,8 @@ async def _write_identities(
                 row["last_seen_at"] = max(row["last_seen_at"], p.at)
                 row["first_seen_at"] = min(row["first_seen_at"], p.at)
     if new_rows:
-        await session.execute(insert(IDENTITIES), list(new_rows.values()))
+        rows = list(new_rows.values())
+        await copy_rows(session, IDENTITIES, rows, columns=list(rows[0]))
     if seen:
         await session.execute(
             update(Identity), [{"id": i, "last_seen_at": t} for i, t in seen.items()]

@@ -5,9 +5,10 @@ history) to the survivor, applies field survivorship, marks the loser MERGED wit
 `merged_into_id`, and writes a merge record whose snapshot is enough to undo it: `unmerge`
 gives the merged profile back its rows as they were at the merge, while whatever arrived
 later stays with the survivor. Both rebuild the two profiles' metrics (their orders and events
-moved); a manual merge and an unmerge then run domain.cascade.follow_write for both profiles,
-so RULE tags, stages and materialized segments are right at once (a stage a rule moved after
-the merge is not moved back by the unmerge: the rules decide from the restored data).
+moved); a manual merge and an unmerge then mark both profiles dirty, so that RULE tags, stages
+and materialized segments follow through the derived-state worker (domain.derived; a stage a
+rule moved after the merge is not moved back by the unmerge: the rules decide from the
+restored data).
 
 Callers hold row locks on both profiles (`lock_profiles`) before calling `merge_into`.
 """
@@ -25,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.channels as channels
 import domain.activity.metrics as metrics
-from domain.cascade import follow_write
 from domain.changes import Change, record_changes
+from domain.derived.batches import transact
+from domain.derived.marks import mark
 from domain.errors import InvalidInput, NotFound
 from domain.identity.resolution import ProfileState, violation
 from domain.identity.survivorship import load_survivorship
@@ -321,11 +323,11 @@ async def merge_customers(
             session, live_survivor, live_merged, reason or f"{via} merge", actor, via=via
         )
         # The survivor's data changed: its RULE tags, stage and materialized segments follow
-        # at once (the merged-away profile is no longer live and keeps what it had).
-        await follow_write(session, [live_survivor, live_merged], utcnow(), actor)
+        # (the merged-away profile is no longer live and keeps what it had).
+        await mark(session, [live_survivor, live_merged], actor)
         return merged
 
-    return await db.transact(work)
+    return await transact(db, work)
 
 
 async def profile_states(session: AsyncSession, ids: list[uuid.UUID]) -> list[ProfileState]:
@@ -377,7 +379,7 @@ async def unmerge(db: Database, merge_id: uuid.UUID, actor: str | None) -> Unmer
         await _restore(session, record, survivor, loser)
         record.undone_at = now
         # Both profiles' data changed: RULE tags, stages and materialized segments follow.
-        await follow_write(session, [survivor.id, loser.id], now, actor)
+        await mark(session, [survivor.id, loser.id], actor, now)
         await record_changes(
             session,
             [
@@ -394,7 +396,7 @@ async def unmerge(db: Database, merge_id: uuid.UUID, actor: str | None) -> Unmer
         )
         return UnmergeResult(loser.id, survivor.id)
 
-    return await db.transact(work)
+    return await transact(db, work)
 
 
 async def _restore(

@@ -6,8 +6,9 @@ segment_membership_history and emitted as a `segment.entered` / `segment.exited`
 the same transaction. Three paths run the same refresh:
 - `refresh_segment`: one segment, whole population (the refreshSegment mutation);
 - `refresh_all`: every materialized segment (`c360 refresh-segments`, the periodic job);
-- `refresh_for_customers`: every materialized segment, only the customers a write touched,
-  called inside that write's transaction.
+- `refresh_for_customers`: every materialized segment, only the customers writes touched,
+  called in the derived-state worker's batch (domain.derived) or inside an erasure's or a
+  move by hand's transaction.
 Segments that refer to other materialized segments are refreshed after them. Incremental
 refreshes never update the segment's own row (no hot row for concurrent writes): its
 member_count and last_refreshed_at are those of the last full refresh, and the live count is

@@ -4,7 +4,8 @@ Every verb works on a set of target profiles (an explicit list, or a segment's m
 fixed number of set-based statements, whatever the size of the set: assignments, history rows
 and outbox events are written by INSERT ... SELECT, never row by row from Python. What depends
 on tags follows in the same transaction, set-based too, for the profiles whose tags moved
-(domain.cascade: RULE tags, lifecycle rules, materialized segments).
+(domain.cascade: RULE tags, lifecycle rules, materialized segments): through the derived-state
+worker after a tag or an untag (domain.derived), in the same transaction after the expiry sweep.
 
 An assignment of a tag a profile already carries replaces its value (history: CHANGED when the
 value changes). An assignment past its `expires_at` stops counting at once everywhere; the
@@ -27,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import domain.segments.definitions as segments
 import domain.tagging.records as tag_records
 from domain.cascade import follow_write, reevaluate_rule_tags
+from domain.derived.batches import transact
+from domain.derived.marks import mark
 from domain.errors import InvalidInput, NotFound
 from domain.profile import live_customers
 from domain.tagging.rules import RuleResult
@@ -248,10 +251,10 @@ async def tag_customers(
         )
         count = await assign(session, tag, targets, checked, actor, now)
         if count:
-            await follow_write(session, tag_records.touched([tag.id], now), now, actor)
+            await mark(session, tag_records.touched([tag.id], now), actor, now)
         return count
 
-    return await db.transact(work)
+    return await transact(db, work)
 
 
 async def untag_customers(
@@ -270,10 +273,10 @@ async def untag_customers(
         _refuse_rule(tag)
         count = await unassign(session, tag, targets, actor, now)
         if count:
-            await follow_write(session, tag_records.touched([tag.id], now), now, actor)
+            await mark(session, tag_records.touched([tag.id], now), actor, now)
         return count
 
-    return await db.transact(work)
+    return await transact(db, work)
 
 
 async def sweep_expired(db: Database, now: datetime | None = None) -> int:

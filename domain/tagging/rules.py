@@ -9,8 +9,9 @@ is compiled by domain.conditions.sql, the SQL of segments and lifecycle rules.
 
 Three paths run the same evaluation, each called by domain.cascade (the component that runs
 what follows a write):
-- `reevaluate_for_customers`: every RULE tag, only for the profiles a write touched, inside
-  that write's transaction (`follow_write`, after every write to customers' data);
+- `reevaluate_for_customers`: every RULE tag, only for the profiles writes touched, in the
+  derived-state worker's batch (`follow_write`, domain.derived) or in the transaction of an
+  erasure or a move by hand;
 - `after_definition`: a tag just defined or given a new condition, over everyone, with the
   RULE tags that depend on it, in the defining transaction (`follow_rule_definition`);
 - `reevaluate_one` over `evaluation_order`: every RULE tag over everyone, a transaction per

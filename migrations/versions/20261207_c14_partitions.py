@@ -12,7 +12,7 @@ transaction-scoped advisory lock on the key, then raises unique_violation (23505
 constraint did) when another event holds it, so ingest's retry-and-skip path is unchanged.
 
 Revision ID: c14_partitions
-Revises: c13_outbox_notify
+Revises: c14_derived
 Create Date: 2026-12-07 15:30:00
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision: str = "c14_partitions"
-down_revision: str | None = "c13_outbox_notify"
+down_revision: str | None = "c14_derived"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

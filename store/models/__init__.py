@@ -4,6 +4,7 @@ from store.models.access import ApiKey, AuditCustomer, AuditEntry, OutboxEvent
 from store.models.activity import CustomerChannel, CustomerMetrics, Event, Order
 from store.models.base import Base
 from store.models.customers import Customer, MergeRecord, SourceTrust, SurvivorshipRule
+from store.models.derived import CustomerDirty
 from store.models.duplicates import DuplicateProfile, DuplicateScan, DuplicateSuggestion
 from store.models.identities import ErasedIdentity, IdempotencyKey, Identity, IdentityType
 from store.models.lifecycle import LifecycleEdge, LifecycleRule, LifecycleStage, StageTransition
@@ -19,6 +20,7 @@ __all__ = [
     "Base",
     "Customer",
     "CustomerChannel",
+    "CustomerDirty",
     "CustomerMetrics",
     "DuplicateProfile",
     "DuplicateScan",

@@ -71,7 +71,8 @@ class Order(Base):
 
 
 class CustomerMetrics(Base):
-    """Derived from events and orders; kept current on writes, rebuilt by recompute-metrics."""
+    """Derived from events and orders; kept current after writes by the derived-state worker,
+    rebuilt by recompute-metrics."""
 
     __tablename__ = "customer_metrics"
 

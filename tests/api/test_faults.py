@@ -89,7 +89,8 @@ async def test_with_redis_unreachable_the_api_serves_and_is_degraded(
             assert response.status_code == 200 and not response.json().get("errors")
         ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "degraded", "database": "ok", "redis": "unreachable"}
+    body = ready.json()
+    assert (body["status"], body["database"], body["redis"]) == ("degraded", "ok", "unreachable")
 
 
 async def test_redis_going_down_and_coming_back(api: Api, settings: Settings) -> None:

@@ -374,7 +374,8 @@ metrics.websockets.inc()
 SCRAPE = """
 from api.metrics import Metrics
 from domain.changes import Backlog
-print(Metrics().exposition(Backlog(0, None), {}).decode())
+from domain.derived.marks import Backlog as Behind
+print(Metrics().exposition(Backlog(0, None), {}, Behind(0, None)).decode())
 """
 
 

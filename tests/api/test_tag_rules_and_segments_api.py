@@ -155,11 +155,13 @@ async def test_tagging_a_segment_of_10000_costs_the_statements_of_a_segment_of_1
         )["tagCustomers"]
         costs[name] = api.sql.count
         assert payload == {"affected": size, "errors": []}
-    assert costs["small"] == costs["big"] <= 25, (costs, api.sql.statements)
+    # The write, then the derived-state batch the harness runs after it (domain.derived: the
+    # claim, metrics, RULE tags, lifecycle, segments, the marks cleared), whatever the size.
+    assert costs["small"] == costs["big"] <= 32, (costs, api.sql.statements)
     assert await count(api, "campaign") == 10_010
     api.sql.reset()
     untagged = (await api.query(UNTAG, {"tag": "campaign", "segment": big}))["untagCustomers"]
-    assert untagged == {"affected": 10_000, "errors": []} and api.sql.count <= 25, (
+    assert untagged == {"affected": 10_000, "errors": []} and api.sql.count <= 32, (
         api.sql.statements
     )
     assert await count(api, "campaign") == 10

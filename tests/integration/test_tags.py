@@ -226,9 +226,11 @@ async def test_bulk_tagging_costs_the_same_statements_for_10_and_10000_customers
         finally:
             event.remove(db.engine.sync_engine, "before_cursor_execute", listener)
         costs[key] = len([s for s in statements if not s.startswith(("BEGIN", "COMMIT"))])
-    # Tagging itself is 9 statements; then RULE tags (1: none), the lifecycle rules (these
-    # stageless profiles enter the entry stage: two passes) and segments (1: none materialized).
-    assert costs["few"] == costs["bulk"] <= 25, costs
+    # Tagging itself is 9 statements and marking the profiles 2; then the derived-state batch
+    # the harness runs (domain.derived): the claim (1), metrics (2), RULE tags (1: none), the
+    # lifecycle rules (these stageless profiles enter the entry stage: two passes), segments
+    # (1: none materialized), the marks cleared and looked up (3).
+    assert costs["few"] == costs["bulk"] <= 32, costs
     async with db.read() as session:
         assert (
             await session.execute(select(func.count()).select_from(TagHistory))
