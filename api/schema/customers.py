@@ -231,14 +231,12 @@ class Customer(Node):
         description="Since when this profile's derived state (metrics, RULE tags, stage, "
         "materialized segments) waits for the worker after a write; null: up to date."
     )
-    def derived_state_behind_since(self, info: Info[Context, None]) -> datetime | None:
-        return info.context.loaders.derived_behind.load(self.uuid)  # type: ignore[return-value]
+    async def derived_state_behind_since(self, info: Info[Context, None]) -> datetime | None:
+        return await info.context.loaders.derived_behind.load(self.uuid)
 
     @strawberry.field(description="True while derivedStateBehindSince is set.")
-    def derived_state_pending(self, info: Info[Context, None]) -> bool:
-        return when_loaded(  # type: ignore[return-value]
-            [info.context.loaders.derived_behind.load(self.uuid)], lambda f: f[0] is not None
-        )
+    async def derived_state_pending(self, info: Info[Context, None]) -> bool:
+        return await info.context.loaders.derived_behind.load(self.uuid) is not None
 
     @strawberry.field(
         description="The channels this customer reached us through, most recently seen first."
