@@ -26,6 +26,7 @@ DISTRIBUTED = {
     "audit_customers": "customer_id",
     "duplicate_profiles": "customer_id",
     "duplicate_suggestions": "customer_a_id",
+    "customer_dirty": "customer_id",
 }
 REFERENCE = {
     "identity_types",
