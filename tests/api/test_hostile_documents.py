@@ -169,14 +169,11 @@ async def test_a_request_past_its_deadline_gets_a_timeout_error_and_its_statemen
 
     monkeypatch.setattr(customer_resolvers, "customers", slow)
     async with client_of(settings.model_copy(update={"request_timeout_seconds": 0.3})) as client:
-        started = time.monotonic()
         response = await post(client, api.keys[Role.ADMIN], "{ customers { totalCount } }")
-        elapsed = time.monotonic() - started
     body = response.json()
     assert response.status_code == 200, body
     assert [e["extensions"]["code"] for e in body["errors"]] == ["TIMEOUT"], body
     assert body["data"] is None
-    assert elapsed < 5, elapsed
     if backend == "postgresql":
         async with db.read() as session:
             running = await session.scalar(
