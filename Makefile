@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/c360 demo --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

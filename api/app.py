@@ -135,10 +135,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher
         await state.broker.close()
-        await state.keys.close()
-        await state.db.dispose()
-        if state.redis is not None:
-            await state.redis.aclose()
+        await state.close()
         if provider is not None and tracing is None:
             provider.shutdown()
         state.metrics.close()

@@ -46,6 +46,14 @@ class AppState:
         notices = create_invalidations(self.redis, "keys", self.settings.database_url)
         return KnownKeys(notices, self.settings.key_cache_seconds)
 
+    async def close(self) -> None:
+        """Stop hearing key notices, then let go of the database and Redis: the notices'
+        listener reads through the Redis client, so it must stop first."""
+        await self.keys.close()
+        await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
     @cached_property
     def sockets(self) -> SocketRegistry:
         """This process's open websockets by key, held to their key while they live."""

@@ -64,7 +64,7 @@ async def _run(database_url: str, customers: int, requests: int) -> dict[str, An
         app = create_app(settings)
         configure_logging(settings, lines)
         plain = await _timed(app, key, requests)
-        await app.state.c360.db.dispose()
+        await app.state.c360.close()
         operation = next(
             json.loads(line)
             for line in lines.getvalue().splitlines()
@@ -76,7 +76,7 @@ async def _run(database_url: str, customers: int, requests: int) -> dict[str, An
         traced_app = create_app(settings, tracing=provider)
         configure_logging(settings, io.StringIO())
         traced = await _timed(traced_app, key, requests)
-        await traced_app.state.c360.db.dispose()
+        await traced_app.state.c360.close()
         configure_logging(settings)
     cost = operation["cost"]
     return {

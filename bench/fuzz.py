@@ -219,10 +219,7 @@ async def app_client(
         async with httpx.AsyncClient(transport=transport, base_url="http://fuzz") as client:
             yield client, keys
     finally:
-        await app.state.c360.keys.close()
-        await app.state.c360.db.dispose()
-        if app.state.c360.redis is not None:
-            await app.state.c360.redis.aclose()
+        await app.state.c360.close()
 
 
 async def fuzz(

@@ -115,10 +115,7 @@ async def _client(settings: Settings, tally: Tally) -> AsyncIterator[httpx.Async
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             yield client
     finally:
-        await state.keys.close()
-        await state.db.dispose()
-        if state.redis is not None:
-            await state.redis.aclose()
+        await state.close()
 
 
 async def _round(

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -31,7 +32,20 @@ from store.migrate import upgrade
 from store.models import Base
 
 PG_URL = os.environ.get("C360_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("C360_TEST_REDIS_URL")
+
+
+def _worker_redis_url(url: str | None) -> str | None:
+    """Under pytest-xdist, worker gwN uses Redis database (the given one - N), so that workers'
+    channels and counters never meet (one server's fan-out would deliver another test's events)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if url is None or not worker.startswith("gw"):
+        return url
+    split = urlsplit(url)
+    database = int(split.path.strip("/") or 0) - int(worker.removeprefix("gw"))
+    return urlunsplit(split._replace(path=f"/{database}"))
+
+
+REDIS_URL = _worker_redis_url(os.environ.get("C360_TEST_REDIS_URL"))
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 
@@ -217,7 +231,4 @@ async def api(db: Database, settings: Settings) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client, keys, counter, db)
-    await state.keys.close()
-    await state.db.dispose()
-    if state.redis is not None:
-        await state.redis.aclose()
+    await state.close()

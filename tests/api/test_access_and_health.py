@@ -45,7 +45,7 @@ async def test_refused_keys_give_back_every_connection(db, settings: Settings) -
             response = await client.post("/graphql", json={"query": QUERY}, headers=headers)
             assert response.status_code == 401
             assert pool.checkedout() == 0, f"after {n + 1} refused requests"
-    await app.state.c360.db.dispose()
+    await app.state.c360.close()
 
 
 async def test_every_role_reads_with_its_key(api: Api) -> None:
@@ -100,8 +100,7 @@ async def test_readyz_is_degraded_when_redis_is_configured_but_unreachable(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as client:
         response = await client.get("/readyz")
-    await app.state.c360.db.dispose()
-    await app.state.c360.redis.aclose()
+    await app.state.c360.close()
     assert response.status_code == 200
     assert response.json()["status"] == "degraded"
     assert response.json()["redis"] == "unreachable"

@@ -133,9 +133,7 @@ async def reference(api: Api, settings: Settings) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client, api.keys, api.sql, api.db)
-    await app.state.c360.db.dispose()
-    if app.state.c360.redis is not None:
-        await app.state.c360.redis.aclose()
+    await app.state.c360.close()
 
 
 async def _people(db: Database) -> dict[str, str]:

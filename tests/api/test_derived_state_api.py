@@ -34,9 +34,7 @@ async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncC
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
         yield c
-    await app.state.c360.db.dispose()
-    if app.state.c360.redis is not None:
-        await app.state.c360.redis.aclose()
+    await app.state.c360.close()
 
 
 async def call(

@@ -155,10 +155,7 @@ async def client_of(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
     finally:
-        await app.state.c360.keys.close()
-        await app.state.c360.db.dispose()
-        if app.state.c360.redis is not None:
-            await app.state.c360.redis.aclose()
+        await app.state.c360.close()
 
 
 async def post(client: httpx.AsyncClient, key: str, document: str) -> httpx.Response:

@@ -220,7 +220,7 @@ async def test_a_client_gone_before_its_body_arrived_is_one_info_line(
         "server": ("test", 80),
     }
     await app(scope, receive, send)
-    await app.state.c360.db.dispose()
+    await app.state.c360.close()
     assert [line["event"] for line in logs.lines] == ["client disconnected"]
     assert logs.lines[0]["level"] == "info" and "Traceback" not in logs.text
 
@@ -334,7 +334,7 @@ async def test_metrics_are_for_loopback_clients_or_token_holders(
         refused = await client.get("/metrics")
     assert refused.status_code == 403
     assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    await app.state.c360.db.dispose()
+    await app.state.c360.close()
 
     app = create_app(settings.model_copy(update={"metrics_token": "scrape-me"}))
     remote = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
@@ -344,7 +344,7 @@ async def test_metrics_are_for_loopback_clients_or_token_holders(
         assert wrong.status_code == 401
         right = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert right.status_code == 200 and "c360_graphql_errors" in right.text
-    await app.state.c360.db.dispose()
+    await app.state.c360.close()
 
 
 async def test_open_websockets_are_counted(api: Api, settings: Settings) -> None:
@@ -408,7 +408,7 @@ async def test_an_unexpected_error_outside_graphql_is_a_coded_500_with_the_reque
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get("/boom", headers={"X-Request-Id": "trace-me"})
-    await app.state.c360.db.dispose()
+    await app.state.c360.close()
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "trace-me"
     assert response.json() == {

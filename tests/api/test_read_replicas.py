@@ -124,7 +124,7 @@ async def _client(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Client(client, key, primary_url, replica.port)
-    await app.state.c360.db.dispose()
+    await app.state.c360.close()
 
 
 @pytest.fixture

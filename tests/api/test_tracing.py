@@ -32,10 +32,7 @@ async def traced(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client, exporter
-    await app.state.c360.keys.close()
-    await app.state.c360.db.dispose()
-    if app.state.c360.redis is not None:
-        await app.state.c360.redis.aclose()
+    await app.state.c360.close()
 
 
 async def test_a_span_per_operation_and_one_per_statement_beneath_it(
