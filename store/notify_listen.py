@@ -4,7 +4,7 @@
 stay open) and sets an event on every notification on its channel. It is only a wake-up: a
 notification missed while the connection is down costs the loop's polling interval, no more.
 Each (re)connection sets the event once, so the loop looks for work as soon as it can hear
-again. (store.outbox_notify is the same for the outbox's channel; SQLite has no
+again. (store.outbox_notify listens on the outbox's channel with it; SQLite has no
 notifications: polling is its only path.)
 """
 
