@@ -25,10 +25,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
+from store.pubsub import hear_channel
+
 log = logging.getLogger("c360.invalidations")
 
 Listener = Callable[[str | None], None]
-RECONNECT_MAX_SECONDS = 5.0
 FIRST_WAIT_SECONDS = 1.0
 
 
@@ -108,28 +109,17 @@ class RedisInvalidations:
             listener(item)
 
     async def _hear(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "subscribe":
-                            self._tell(None)  # whatever was published before now is unknown
-                            self._subscribed = True
-                            self._tried.set()
-                            delay = 0.1
-                        elif message["type"] == "message":
-                            data = message["data"]
-                            self._tell(data.decode() if isinstance(data, bytes) else data)
-            except (RedisError, OSError) as error:
-                log.warning("invalidations: lost Redis (%s); reconnecting in %.1fs", error, delay)
-                self._tried.set()
-            finally:
-                self._subscribed = False
-                self._tell(None)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        await hear_channel(self._redis, self._channel, self._tell, self._subscribed_now, self._lost)
+
+    def _subscribed_now(self) -> None:
+        self._tell(None)  # whatever was published before now is unknown
+        self._subscribed = True
+        self._tried.set()
+
+    def _lost(self) -> None:
+        self._tried.set()
+        self._subscribed = False
+        self._tell(None)
 
     async def close(self) -> None:
         if self._task is not None:

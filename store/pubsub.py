@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
@@ -157,23 +157,9 @@ class RedisBroker:
             yield subscription
 
     async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "subscribe":
-                            self._ready.set()
-                            delay = 0.1
-                        elif message["type"] == "message":
-                            data = message["data"]
-                            self._local.deliver(data.decode() if isinstance(data, bytes) else data)
-            except (RedisError, OSError) as error:
-                self._ready.clear()
-                log.warning("pub/sub: lost Redis (%s); reconnecting in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        await hear_channel(
+            self._redis, self._channel, self._local.deliver, self._ready.set, self._ready.clear
+        )
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -181,6 +167,38 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
+
+
+async def hear_channel(
+    redis: Redis,
+    channel: str,
+    hear: Callable[[str], None],
+    subscribed: Callable[[], None],
+    lost: Callable[[], None],
+) -> None:
+    """Until cancelled: `hear` every message on `channel`, `subscribed` each time the
+    subscription is in place, `lost` each time it ends; reconnecting with a growing delay.
+    (Shared by the change-event broker and store.invalidations.)"""
+    delay = 0.1
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message["type"] == "subscribe":
+                        subscribed()
+                        delay = 0.1
+                    elif message["type"] == "message":
+                        data = message["data"]
+                        hear(data.decode() if isinstance(data, bytes) else data)
+        except (RedisError, OSError) as error:
+            log.warning(
+                "pub/sub on %s: lost Redis (%s); reconnecting in %.1fs", channel, error, delay
+            )
+        finally:
+            lost()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
 
 def create_broker(redis: Redis | None, channel: str) -> Broker:
