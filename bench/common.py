@@ -67,10 +67,10 @@ async def checkpoint(server: URL) -> None:
 
 
 @asynccontextmanager
-async def _migrated(server: URL, name: str) -> AsyncIterator[Database]:
-    """Existing database `name`, migrated, with the reference data."""
+async def _migrated(server: URL, name: str, revision: str = "head") -> AsyncIterator[Database]:
+    """Existing database `name`, migrated to `revision`, with the reference data."""
     url = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, revision)
     db = Database.from_url(url)
     try:
         await ensure_reference_data(db)
@@ -80,12 +80,12 @@ async def _migrated(server: URL, name: str) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def kept_database(server: URL, name: str) -> AsyncIterator[Database]:
-    """Database `name`, created if missing, migrated, and kept afterwards."""
+async def kept_database(server: URL, name: str, revision: str = "head") -> AsyncIterator[Database]:
+    """Database `name`, created if missing, migrated to `revision`, and kept afterwards."""
     (exists,) = await server_sql(server, f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
     if exists is None:
         await server_sql(server, f'CREATE DATABASE "{name}"')
-    async with _migrated(server, name) as db:
+    async with _migrated(server, name, revision) as db:
         yield db
 
 

@@ -2,12 +2,17 @@
 over the same generated population in two fresh databases, one migrated to head (events
 partitioned, c14_partitions) and one to the revision before it (one events table).
 
-`python -m bench partitions [--customers N] [--events E] [--orders O] [--repeat R]`: the
+`python -m bench partitions [--customers N] [--events E] [--orders O] [--repeat R] [--keep]`: the
 population is bench segments' (set-based SQL, events spread over the last 365 days); the
 condition `{event: {type: "page_view", withinDays: 30}}` is compiled by the condition compiler
 and counted R times in each database, alternately (the partitioned one has its months for the
 whole year, as `serve` would have made them ahead); the figure is partitioned / unpartitioned
 on the medians (target <= 1.0x), with both plans. Results: bench/results/partitions-<date>.json.
+
+With --keep the two databases are kept (c360_bench_p<events>_part and _flat, e.g. p10m) and
+marked with their population when loaded: a later run with the same population reuses them
+(loading 10,000,000 events twice takes the better part of an hour), migrating the partitioned
+one to head first. Drop them by hand when done (DROP DATABASE ... WITH (FORCE)).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from rich.console import Console
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 
-from bench.common import server_sql, server_url, write_results
+from bench.common import kept_database, server_sql, server_url, write_results
 from bench.segments import load_population, population_parser
 from domain.conditions.sql import compile_condition
 from service.bootstrap import ensure_reference_data
@@ -40,7 +45,8 @@ CONDITION = {"event": {"type": "page_view", "withinDays": 30}}
 
 
 @asynccontextmanager
-async def _database(server: URL, revision: str) -> AsyncIterator[Database]:
+async def _fresh(server: URL, revision: str) -> AsyncIterator[tuple[Database, bool]]:
+    """A new database at `revision`, dropped afterwards; (it, False: not loaded)."""
     name = f"c360_bench_{uuid.uuid4().hex[:12]}"
     await server_sql(server, f'CREATE DATABASE "{name}"')
     url = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
@@ -49,11 +55,33 @@ async def _database(server: URL, revision: str) -> AsyncIterator[Database]:
         await asyncio.to_thread(upgrade, url, revision)
         db = Database.from_url(url)
         await ensure_reference_data(db)
-        yield db
+        yield db, False
     finally:
         if db is not None:
             await db.dispose()
         await server_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def _kept(
+    server: URL, name: str, revision: str, population: str
+) -> AsyncIterator[tuple[Database, bool]]:
+    """Kept database `name` at `revision`; (it, whether it holds `population` already). One
+    not marked with this population (absent, or a load cut short) is made again, empty."""
+    (marker,) = await server_sql(
+        server,
+        f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{name}'",
+    )
+    loaded = marker == population
+    if not loaded:
+        await server_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with kept_database(server, name, revision) as db:
+        yield db, loaded
+
+
+def _label(events: int) -> str:
+    """10000000 -> '10m', 1000000 -> '1m', 250000 -> '250000'."""
+    return f"{events // 1_000_000}m" if events % 1_000_000 == 0 else str(events)
 
 
 async def _count(db: Database, now: datetime) -> tuple[float, int]:
@@ -69,7 +97,9 @@ async def _plan(db: Database, now: datetime) -> list[str]:
         matching = (await compile_condition(session, CONDITION, now)).apply(select(Customer.id))
         counted = select(func.count()).select_from(matching.subquery())
         sql = counted.compile(session.bind, compile_kwargs={"literal_binds": True})
-        rows = await session.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"))
+        rows = await session.execute(
+            text(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) {sql}")
+        )
         return [str(row[0]) for row in rows]
 
 
@@ -83,21 +113,42 @@ async def _run(server: URL, args: Any, console: Console) -> dict[str, Any]:
         "population": {"customers": args.customers, "events": args.events, "orders": args.orders},
         "condition": CONDITION,
     }
+    population = f"customers={args.customers} events={args.events} orders={args.orders}"
+    kept = {"partitioned": "part", "unpartitioned": "flat"}
+
+    def database(name: str, revision: str) -> Any:
+        if not args.keep:
+            return _fresh(server, revision)
+        return _kept(
+            server, f"c360_bench_p{_label(args.events)}_{kept[name]}", revision, population
+        )
+
     async with (
-        _database(server, "head") as partitioned,
-        _database(server, BEFORE_PARTITIONS) as flat,
+        database("partitioned", "head") as (partitioned, partitioned_loaded),
+        database("unpartitioned", BEFORE_PARTITIONS) as (flat, flat_loaded),
     ):
         systems = {"partitioned": partitioned, "unpartitioned": flat}
-        # The population's events span the last 365 days: their months exist before they
-        # land, as they would have been made ahead over the year (else the default takes them).
-        async with partitioned.write() as session:
-            since = datetime.now(UTC) - timedelta(days=366)
-            await partitions.ensure_ahead(session, since, 16)
+        loaded = {"partitioned": partitioned_loaded, "unpartitioned": flat_loaded}
+        report["reused"] = loaded
+        if not partitioned_loaded:
+            # The population's events span the last 365 days: their months exist before they
+            # land, as they would have been made ahead over the year (else the default takes
+            # them).
+            async with partitioned.write() as session:
+                since = datetime.now(UTC) - timedelta(days=366)
+                await partitions.ensure_ahead(session, since, 16)
         for name, db in systems.items():
+            if loaded[name]:
+                continue
             console.print(f"loading {name} ...")
             report[f"load_{name}"] = await load_population(
                 db, args.customers, args.events, args.orders, uuid.uuid4()
             )
+            if args.keep:
+                database_name = db.engine.url.database
+                await server_sql(
+                    server, f"COMMENT ON DATABASE \"{database_name}\" IS '{population}'"
+                )
         now = datetime.now(UTC)
         times: dict[str, list[float]] = {name: [] for name in systems}
         counts: dict[str, int] = {}
@@ -126,6 +177,12 @@ async def _run(server: URL, args: Any, console: Console) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = population_parser("python -m bench partitions", __doc__)
     parser.set_defaults(customers=200_000, orders=200_000)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="load into kept databases (c360_bench_p<events>_part, _flat) and reuse them when "
+        "they already hold this population",
+    )
     args = parser.parse_args(argv)
     console = Console()
     server = server_url(args.database_url)
