@@ -455,8 +455,9 @@ def dispatch() -> None:
 @app.command()
 def work() -> None:
     """Run the derived-state worker in this process (metrics, RULE tags, stages, segment
-    membership after writes); any number may run against PostgreSQL."""
-    from service.deriving import DerivedWorker
+    membership after writes); any number may run against PostgreSQL. It also makes events'
+    partitions ahead and retires the months past the retention, as `serve` does."""
+    from service.deriving import run_process
 
     settings = resolve_settings()
     with_database(_nothing, settings)
@@ -467,7 +468,7 @@ def work() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         db = Database.from_url(settings.database_url)
         try:
-            await DerivedWorker(db, settings).run()
+            await run_process(db, settings)
         finally:
             await db.dispose()
 

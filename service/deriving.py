@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from domain.derived.batches import BatchResult, work_once
+from service.periodic import keep_event_partitions_every
 from service.settings import Settings
 from store.db import Database
 from store.notify_listen import listen
@@ -80,3 +81,13 @@ class DerivedWorker:
             if done < self.settings.derived_batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._written.wait(), poll)
+
+
+async def run_process(db: Database, settings: Settings) -> None:
+    """What `c360 work` runs until cancelled: the worker, and events' months kept (made ahead,
+    retired past the retention) as `serve` keeps them, so that a deployment whose `serve`
+    processes run without background work still has them."""
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(DerivedWorker(db, settings).run())
+        if settings.event_partition_interval_seconds > 0:
+            tasks.create_task(keep_event_partitions_every(db, settings))

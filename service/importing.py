@@ -90,6 +90,7 @@ class _Domain:
         self.region = settings.default_phone_region
         self.rates = settings.currency_rates
         self.erased = ErasurePolicy(settings.erasure_salt, settings.erased_reidentify == "allow")
+        self.retained_months = settings.event_retention_months
 
     async def customers(self, db: Database, items: Sequence[IdentifyInput]) -> _Tally:
         results = await identify_batch(
@@ -107,7 +108,12 @@ class _Domain:
 
     async def events(self, db: Database, items: Sequence[ingest.EventItem]) -> _Tally:
         outcome = await ingest.track_events(
-            db, items, region=self.region, actor=ACTOR, erased=self.erased
+            db,
+            items,
+            region=self.region,
+            actor=ACTOR,
+            erased=self.erased,
+            retained_months=self.retained_months,
         )
         return _Tally(
             outcome.accepted, outcome.duplicates, refused=_refusals(outcome.errors, "events")

@@ -16,6 +16,7 @@ from dataclasses import astuple
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
+from domain.activity import retention
 from domain.duplicates import runs as duplicate_runs
 from domain.lifecycle import rules as lifecycle_rules
 from domain.tagging import bulk as tag_bulk
@@ -99,14 +100,19 @@ async def scan_duplicates_every(db: Database, settings: Settings) -> None:
 
 async def keep_event_partitions_every(db: Database, settings: Settings) -> None:
     """Events' partitions for the months ahead, made every so often until cancelled, so that
-    ingest never meets a month without one (PostgreSQL; nothing on SQLite)."""
+    ingest never meets a month without one (PostgreSQL); with a retention, the months before
+    it rolled up and dropped (both backends). A background task of `serve` and `c360 work`."""
 
     def report(result: partitions.PartitionChanges) -> None:
         if result.created:
             log.info("event partitions created: %s", ", ".join(result.created))
+        if result.dropped:
+            log.info("event partitions retired: %s", ", ".join(result.dropped))
 
     async def job() -> partitions.PartitionChanges:
-        ahead = settings.event_partitions_ahead_months
-        return await db.transact(lambda session: partitions.ensure_ahead(session, utcnow(), ahead))
+        ahead, kept = settings.event_partitions_ahead_months, settings.event_retention_months
+        return await db.transact(
+            lambda session: retention.keep_months(session, utcnow(), ahead, kept)
+        )
 
     await run_every(settings.event_partition_interval_seconds, job, report, log, "partitions")

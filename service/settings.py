@@ -190,6 +190,15 @@ class Settings(BaseSettings):
     event_partition_interval_seconds: float = Field(
         default=3600.0, ge=0, description="How often `serve` makes the months ahead; 0: off."
     )
+    # Retention (domain/activity/retention.py): months before this one whose events are kept;
+    # older months are rolled up into event_rollups and dropped by whoever makes the months
+    # ahead. None: events are kept forever.
+    event_retention_months: int | None = Field(
+        default=None,
+        ge=1,
+        description="Months of events kept before this one (older: rolled up, dropped); "
+        "unset: forever.",
+    )
     # Observability (service/logs.py, api/metrics.py, service/tracing.py).
     log_format: Literal["json", "console"] = Field(
         default="json", description="One JSON object per line, or coloured lines for a terminal."

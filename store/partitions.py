@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.models import Event
 from store.sqlfuncs import on_postgresql
 
 PARTITION_NAME = re.compile(r"events_(\d{4})_(\d{2})|events_default")
@@ -43,6 +44,7 @@ def is_partition(table_name: str | None) -> bool:
 @dataclass(frozen=True, slots=True)
 class PartitionChanges:
     created: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
 
 
 async def months(session: AsyncSession) -> list[datetime]:
@@ -91,3 +93,44 @@ async def _create(session: AsyncSession, month: datetime) -> None:
     await session.execute(
         text(f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')")
     )
+
+
+async def hold_before(session: AsyncSession, horizon: datetime) -> None:
+    """Writes to events older than `horizon` wait until this transaction ends (PostgreSQL: a
+    SHARE lock on those months' partitions and on the default partition), so that what is
+    rolled up is exactly what `drop_before` drops. SQLite serializes writers already."""
+    if not on_postgresql(session):
+        return
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('c360.event_partitions'))"))
+    for month in await months(session):
+        if month < horizon:
+            await session.execute(text(f"LOCK TABLE {partition_name(month)} IN SHARE MODE"))
+    await session.execute(text("LOCK TABLE events_default IN SHARE MODE"))
+
+
+async def drop_before(session: AsyncSession, horizon: datetime) -> tuple[str, ...]:
+    """Events older than `horizon` gone; the partitions dropped, oldest first. PostgreSQL: each
+    month before it detached and dropped, with its idempotency keys (no trigger fires on
+    DROP), then the default partition's older rows deleted; SQLite: the rows deleted."""
+    dropped = []
+    if on_postgresql(session):
+        for month in await months(session):
+            if month >= horizon:
+                continue
+            name = partition_name(month)
+            await session.execute(text(f"ALTER TABLE events DETACH PARTITION {name}"))
+            await session.execute(text(f"DROP TABLE {name}"))
+            await _forget_keys(session, month, next_month(month))
+            dropped.append(name)
+    await session.execute(delete(Event).where(Event.occurred_at < horizon))
+    return tuple(dropped)
+
+
+async def _forget_keys(session: AsyncSession, low: datetime, high: datetime) -> None:
+    """The idempotency keys of events in [low, high) leave event_keys (migration c15_event_keys),
+    where they would otherwise refuse a retry of an event that no longer exists."""
+    if await session.scalar(text("SELECT to_regclass('event_keys') IS NOT NULL")):
+        await session.execute(
+            text("DELETE FROM event_keys WHERE occurred_at >= :low AND occurred_at < :high"),
+            {"low": low, "high": high},
+        )

@@ -39,6 +39,7 @@ async def track_events(context: Context, events: list[EventInput]) -> TrackEvent
         region=context.settings.default_phone_region,
         actor=context.actor,
         erased=context.erasure,
+        retained_months=context.settings.event_retention_months,
     )
     return TrackEventsPayload(
         accepted=outcome.accepted,

@@ -8,6 +8,7 @@
   PII tags (assignments and history), the undo snapshots and reasons of merges that involve the
   profiles, stage reasons, change-event payloads, webhook delivery errors, audit details,
   stored answers of idempotent mutations, event idempotency keys, birthday trigger keys;
+- deleted: the rollups of their retired months of events (domain.activity.retention);
 - reported (domain.access.erasure_conditions): admin-defined conditions whose literals name the
   person's values; literals equal to one are redacted;
 - kept: the profile's id and status (ERASED), gender, locale, country, region, city, stage and
@@ -45,6 +46,7 @@ from store.models import (
     DuplicateProfile,
     ErasedIdentity,
     Event,
+    EventRollup,
     Identity,
 )
 from store.sqlfuncs import pair_in
@@ -120,6 +122,7 @@ async def _clear(session: AsyncSession, profiles: list[uuid.UUID]) -> None:
     await session.execute(
         update(Event).where(Event.customer_id.in_(profiles)).values(properties={})
     )
+    await session.execute(delete(EventRollup).where(EventRollup.customer_id.in_(profiles)))
 
 
 @dataclass(frozen=True, slots=True)

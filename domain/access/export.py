@@ -4,6 +4,7 @@ The export follows the person, not the row: a merged-away id stands for its surv
 profiles merged into it come along (their rows are the person's data too). Each table's rows
 are exported whole, column by column, so a column added later is exported without a change
 here; only internal bookkeeping (field times, versions, merge undo snapshots) is left out.
+Events of months retention retired are gone: their monthly rollups (eventRollups) say what was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from store.models import (
     Customer,
     CustomerMetrics,
     Event,
+    EventRollup,
     Identity,
     MergeRecord,
     Order,
@@ -40,6 +42,8 @@ SECTIONS: dict[str, Table] = {
     "stageHistory": StageTransition.__table__,  # type: ignore[dict-item]
     "segments": SegmentMembership.__table__,  # type: ignore[dict-item]
     "events": Event.__table__,  # type: ignore[dict-item]
+    # Retired months of events (domain.activity.retention): all that is kept of them.
+    "eventRollups": EventRollup.__table__,  # type: ignore[dict-item]
     "orders": Order.__table__,  # type: ignore[dict-item]
     "metrics": CustomerMetrics.__table__,  # type: ignore[dict-item]
 }

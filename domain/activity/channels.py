@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.activity.metrics import counted_order
 from store.db import Database
-from store.models import CustomerChannel, Event, Order
+from store.models import CustomerChannel, Event, EventRollup, Order
 from store.sqlfuncs import greatest, least, upsert
 
 __all__ = ["ChannelRecord", "channels_of", "count_new", "rebuild", "rebuild_all"]
@@ -113,14 +113,25 @@ async def rebuild(session: AsyncSession, customer_ids: Sequence[uuid.UUID] | Non
         literal(0),
         func.count(case((counted_order(), 1))),
     ).where(Order.source != "")
+    # Retired months count too (domain.activity.retention): their rollups keep the tallies.
+    from_rollups = select(
+        EventRollup.customer_id,
+        EventRollup.channel,
+        func.min(EventRollup.first_at),
+        func.max(EventRollup.last_at),
+        func.sum(EventRollup.events),
+        literal(0),
+    ).where(EventRollup.channel.is_not(None), EventRollup.channel != "")
     cleared = delete(CustomerChannel)
     if customer_ids is not None:
         from_events = from_events.where(Event.customer_id.in_(customer_ids))
         from_orders = from_orders.where(Order.customer_id.in_(customer_ids))
+        from_rollups = from_rollups.where(EventRollup.customer_id.in_(customer_ids))
         cleared = cleared.where(CustomerChannel.customer_id.in_(customer_ids))
     both = union_all(
         from_events.group_by(Event.customer_id, Event.channel),
         from_orders.group_by(Order.customer_id, Order.source),
+        from_rollups.group_by(EventRollup.customer_id, EventRollup.channel),
     ).subquery()
     summed = select(
         both.c.customer_id,

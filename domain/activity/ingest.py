@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.channels as channels
 from domain.access.erasure import ErasurePolicy
+from domain.activity.retention import refuse_retired
 from domain.derived.batches import transact
 from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
@@ -277,9 +278,10 @@ async def track_events(
     actor: str | None,
     now: datetime | None = None,
     erased: ErasurePolicy | None = None,
+    retained_months: int | None = None,
 ) -> IngestOutcome:
     now = now or utcnow()
-    checked = _checked(_check_event, items, now)
+    checked = refuse_retired(_checked(_check_event, items, now), now, retained_months)
     identities = [i.identity for i in items]
     return await _ingest(db, EVENTS, identities, checked, region, actor, now, erased)
 

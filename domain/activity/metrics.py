@@ -43,12 +43,13 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Database
-from store.models import Customer, CustomerMetrics, Event, Order
+from store.models import Customer, CustomerMetrics, Event, EventRollup, Order
 from store.sqlfuncs import days_since
 from store.types import utcnow
 
@@ -171,11 +172,20 @@ def _figures(customer_ids: Sequence[uuid.UUID] | Select[Any] | None) -> Select[A
         func.max(Order.placed_at).label("last_any_order_at"),
     ).group_by(Order.customer_id)
     events = select(
-        Event.customer_id.label("customer_id"), func.max(Event.occurred_at).label("last_event_at")
+        Event.customer_id.label("customer_id"), func.max(Event.occurred_at).label("last_at")
     ).group_by(Event.customer_id)
+    # Retired months count too (domain.activity.retention): their rollups keep the last.
+    rolled_up = select(EventRollup.customer_id, func.max(EventRollup.last_at)).group_by(
+        EventRollup.customer_id
+    )
     if customer_ids is not None:
         orders = orders.where(Order.customer_id.in_(customer_ids))
         events = events.where(Event.customer_id.in_(customer_ids))
+        rolled_up = rolled_up.where(EventRollup.customer_id.in_(customer_ids))
+    both = union_all(events, rolled_up).subquery()
+    events = select(both.c.customer_id, func.max(both.c.last_at).label("last_event_at")).group_by(
+        both.c.customer_id
+    )
     o, e = orders.subquery("o"), events.subquery("e")
     return (
         select(

@@ -8,10 +8,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import IdentityType, LifecycleStage, Segment, TagDefinition
+from store.models import EventRollup, IdentityType, LifecycleStage, Segment, TagDefinition
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,9 @@ class Catalog:
     stages: frozenset[str] = frozenset()
     identity_types: frozenset[str] = frozenset()
     segments: Mapping[str, SegmentSpec] = field(default_factory=dict)
+    # Retired months of events left rollups (domain.activity.retention): all-time event counts
+    # add them in.
+    events_rolled_up: bool = False
 
 
 async def segment_specs(session: AsyncSession) -> dict[str, SegmentSpec]:
@@ -47,8 +50,8 @@ async def segment_specs(session: AsyncSession) -> dict[str, SegmentSpec]:
 async def load_catalog(
     session: AsyncSession, segments: Mapping[str, SegmentSpec] | None = None
 ) -> Catalog:
-    """Everything a condition may name, in four small statements (three when the caller
-    already read the segments)."""
+    """Everything a condition may name, and whether events were rolled up, in five small
+    statements (four when the caller already read the segments)."""
     tags = await session.execute(
         select(
             TagDefinition.key,
@@ -67,6 +70,7 @@ async def load_catalog(
         stages=frozenset((await session.scalars(select(LifecycleStage.key))).all()),
         identity_types=frozenset((await session.scalars(select(IdentityType.key))).all()),
         segments=segments,
+        events_rolled_up=bool(await session.scalar(select(exists().select_from(EventRollup)))),
     )
 
 

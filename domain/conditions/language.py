@@ -249,7 +249,8 @@ class _Parser:
             raise invalid(f"`where` is a list of at most {MAX_PROPERTY_TESTS}", (*path, "where"))
         tests = tuple(_property(item, (*path, "where", i)) for i, item in enumerate(where))
         within = _days(payload, "withinDays", path)
-        return EventLeaf(type_key, within, Test(op, (count,)), channel, tests)
+        rolled_up = self.catalog.events_rolled_up and within is None and not tests
+        return EventLeaf(type_key, within, Test(op, (count,)), channel, tests, rolled_up)
 
     def orders(self, payload: dict[str, Any], path: Path) -> Node:
         measure = _member(Measure, payload.get("measure"), "measure", path, "INVALID_VALUE")

@@ -74,6 +74,7 @@ from store.models import (
     Customer,
     CustomerMetrics,
     Event,
+    EventRollup,
     Identity,
     Order,
     SegmentMembership,
@@ -188,6 +189,8 @@ class _Compiler:
         return json_compare(Customer.attributes, key, kind, test)
 
     def event(self, leaf: EventLeaf) -> ColumnElement[bool]:
+        if leaf.rolled_up:
+            return self.rolled_up_event(leaf)
         events = select(Event.id).where(Event.customer_id == Customer.id, Event.type == leaf.type)
         if leaf.within_days is not None:
             events = events.where(Event.occurred_at >= self.since(leaf.within_days))
@@ -201,6 +204,24 @@ class _Compiler:
                     json_contains_hint(Event.properties, prop.key, prop.test.values[0])
                 )
         return count_test(events.correlate(Customer), leaf.test)
+
+    def rolled_up_event(self, leaf: EventLeaf) -> ColumnElement[bool]:
+        """An all-time count: the retained events plus the retired months' rollups, as one
+        number (it cannot stop at the n-th row as `count_test` does)."""
+        events = select(func.count()).where(
+            Event.customer_id == Customer.id, Event.type == leaf.type
+        )
+        rolled = select(func.coalesce(func.sum(EventRollup.events), 0)).where(
+            EventRollup.customer_id == Customer.id, EventRollup.type == leaf.type
+        )
+        if leaf.channel is not None:
+            events = events.where(Event.channel == leaf.channel)
+            rolled = rolled.where(EventRollup.channel == leaf.channel)
+        total = (
+            events.correlate(Customer).scalar_subquery()
+            + rolled.correlate(Customer).scalar_subquery()
+        )
+        return compare(total, Kind.NUMBER, leaf.test, nullable=False)
 
     def tag(self, leaf: TagLeaf) -> ColumnElement[bool]:
         held = select(TagAssignment.id).where(

@@ -192,6 +192,9 @@ class EventLeaf:
     test: Test  # on the count
     channel: str | None = None
     where: tuple[PropertyTest, ...] = ()  # all hold on each counted event
+    # Counts retired months' rollups too: there are some, and no window nor property filter
+    # asks for what they forgot (domain.activity.retention).
+    rolled_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)

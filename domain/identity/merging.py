@@ -39,6 +39,7 @@ from store.db import Database
 from store.models import (
     Customer,
     Event,
+    EventRollup,
     Identity,
     MergeRecord,
     Order,
@@ -163,6 +164,7 @@ async def merge_into(
         "survivor_before": _to_json(Customer, survivor, SURVIVOR_COLUMNS),
         "identities": await _move(session, Identity, loser_id, survivor_id),
         "events": await _move(session, Event, loser_id, survivor_id),
+        "rollups": await _move(session, EventRollup, loser_id, survivor_id),
         "orders": await _move(session, Order, loser_id, survivor_id),
         "transitions": await _move(
             session, StageTransition, loser_id, survivor_id, merge_id=merge_id
@@ -403,8 +405,14 @@ async def _restore(
     session: AsyncSession, record: MergeRecord, survivor: Customer, loser: Customer
 ) -> None:
     snap = record.snapshot
-    for model, key in ((Identity, "identities"), (Event, "events"), (Order, "orders")):
-        if snap[key]:
+    moved = (
+        (Identity, "identities"),
+        (Event, "events"),
+        (EventRollup, "rollups"),
+        (Order, "orders"),
+    )
+    for model, key in moved:
+        if snap.get(key):  # merges recorded before rollups existed have no "rollups"
             await session.execute(
                 update(model)
                 .where(model.id.in_(snap[key]), model.customer_id == survivor.id)

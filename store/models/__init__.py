@@ -1,7 +1,7 @@
 """Every table of the service; importing this module registers them all on `Base.metadata`."""
 
 from store.models.access import ApiKey, AuditCustomer, AuditEntry, OutboxEvent
-from store.models.activity import CustomerChannel, CustomerMetrics, Event, Order
+from store.models.activity import CustomerChannel, CustomerMetrics, Event, EventRollup, Order
 from store.models.base import Base
 from store.models.customers import Customer, MergeRecord, SourceTrust, SurvivorshipRule
 from store.models.derived import CustomerDirty
@@ -27,6 +27,7 @@ __all__ = [
     "DuplicateSuggestion",
     "ErasedIdentity",
     "Event",
+    "EventRollup",
     "IdempotencyKey",
     "Identity",
     "IdentityType",

@@ -7,7 +7,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId
@@ -48,6 +57,27 @@ class Event(Base):
             postgresql_ops={"properties": "jsonb_path_ops"},
         ).ddl_if(dialect="postgresql"),
     )
+
+
+class EventRollup(Base):
+    """What retention keeps of a retired month's events (domain.activity.retention): per
+    customer, type, channel and month, how many there were and the first and last. The readers
+    that count or date a customer's events over all time add these in (last activity, channel
+    summaries, event conditions without a window or property filter); merges move them with
+    the events. No key over (customer, type, channel, month): a merge may give a survivor two."""
+
+    __tablename__ = "event_rollups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    month: Mapped[datetime] = mapped_column(UTCDateTime)
+    events: Mapped[int] = mapped_column(BigInteger)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_event_rollups_customer_id_type", "customer_id", "type"),)
 
 
 class Order(Base):
