@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.channels as channels
 from domain.access.erasure import ErasurePolicy
-from domain.activity.retention import refuse_retired
+from domain.activity.retention import MAX_FUTURE, refuse_retired
 from domain.derived.batches import transact
 from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
@@ -37,7 +37,6 @@ from store.db import Database
 from store.models import Event, Order
 from store.types import utcnow
 
-MAX_FUTURE = timedelta(days=1)
 MAX_PROPERTIES_BYTES = 16_384
 EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")  # fullmatch: `$` allows a final "\n"
 CURRENCY = re.compile(r"[A-Z]{3}")

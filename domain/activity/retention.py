@@ -19,7 +19,7 @@ table, deletes the rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, insert, literal, select
@@ -30,6 +30,10 @@ from store import partitions
 from store.models import Event, EventRollup
 from store.types import UTCDateTime
 
+# The other end of the span events live in: ingest refuses one more than this after the time it
+# is received, so a window can be bounded above at `now + MAX_FUTURE` without losing any
+# (and PostgreSQL then skips the months ahead and the default partition).
+MAX_FUTURE = timedelta(days=1)
 ROLLUP_COLUMNS = ["customer_id", "type", "channel", "month", "events", "first_at", "last_at"]
 
 

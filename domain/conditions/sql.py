@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.activity.metrics import counted_order, order_value
+from domain.activity.retention import MAX_FUTURE
 from domain.conditions.catalog import Catalog, load_catalog
 from domain.conditions.language import parse
 from domain.conditions.tree import (
@@ -193,7 +194,12 @@ class _Compiler:
             return self.rolled_up_event(leaf)
         events = select(Event.id).where(Event.customer_id == Customer.id, Event.type == leaf.type)
         if leaf.within_days is not None:
-            events = events.where(Event.occurred_at >= self.since(leaf.within_days))
+            # Bounded above too (no stored event is later than MAX_FUTURE after it was
+            # received): PostgreSQL skips the months ahead and the default partition.
+            until = self.now + MAX_FUTURE
+            events = events.where(
+                Event.occurred_at >= self.since(leaf.within_days), Event.occurred_at <= until
+            )
         if leaf.channel is not None:
             events = events.where(Event.channel == leaf.channel)
         for prop in leaf.where:

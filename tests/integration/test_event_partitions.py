@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from domain.activity.retention import MAX_FUTURE
 from domain.conditions.sql import compile_condition
 from service.periodic import keep_event_partitions_every
 from service.settings import Settings
@@ -134,3 +135,29 @@ async def test_serve_makes_the_months_ahead_on_its_interval(
             await task
     async with db.read() as session:
         assert wanted in await partitions.months(session)
+
+
+async def test_an_event_window_reads_no_month_ahead_nor_the_default_partition(
+    db: Database,
+) -> None:
+    """The window is bounded above by the latest time ingest accepts (MAX_FUTURE after now):
+    an event a few hours ahead (a client's clock) still counts, and PostgreSQL prunes the
+    months ahead and the default partition."""
+    async with db.write() as session:
+        await partitions.ensure_ahead(session, NOW, 3)
+        early, late = await add_customer(session), await add_customer(session)
+        await add_events(session, early, "page_view", NOW + timedelta(hours=12))
+        await add_events(session, late, "page_view", NOW + MAX_FUTURE + timedelta(hours=1))
+        condition = {"event": {"type": "page_view", "withinDays": 30}}
+        matching = (await compile_condition(session, condition, NOW)).apply(select(Customer.id))
+        assert set((await session.scalars(matching)).all()) == {early}
+        if db.dialect != "postgresql":
+            return
+        compiled = matching.compile(session.bind, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(
+            (await session.execute(text(f"EXPLAIN (COSTS OFF) {compiled}"))).scalars().all()
+        )
+    last = partitions.month_of(NOW + MAX_FUTURE)
+    assert partitions.partition_name(last) in plan, plan
+    assert partitions.partition_name(partitions.next_month(last)) not in plan, plan
+    assert "events_default" not in plan, plan
