@@ -129,10 +129,9 @@ async def drop_before(session: AsyncSession, horizon: datetime) -> tuple[str, ..
 
 
 async def _forget_keys(session: AsyncSession, low: datetime, high: datetime) -> None:
-    """The idempotency keys of events in [low, high) leave event_keys (migration c15_event_keys),
-    where they would otherwise refuse a retry of an event that no longer exists."""
-    if await session.scalar(text("SELECT to_regclass('event_keys') IS NOT NULL")):
-        await session.execute(
-            text("DELETE FROM event_keys WHERE occurred_at >= :low AND occurred_at < :high"),
-            {"low": low, "high": high},
-        )
+    """The idempotency keys of events in [low, high) leave event_keys, where they would
+    otherwise refuse a retry of an event that no longer exists."""
+    await session.execute(
+        text(f"DELETE FROM {EVENT_KEYS} WHERE occurred_at >= :low AND occurred_at < :high"),
+        {"low": low, "high": high},
+    )

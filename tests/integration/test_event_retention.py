@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from domain.access.erasure import erase_customer
 from domain.activity import channels, metrics, retention
@@ -182,11 +182,25 @@ async def test_ingest_refuses_events_older_than_the_horizon(db: Database) -> Non
 
 async def test_an_idempotency_key_of_a_retired_month_is_forgotten(db: Database) -> None:
     await population(db)
-    old = await track(db, event("d@x.com", "page_view", "app", 150, "evt-old"))
-    assert old.accepted == 1
+    old = await track(
+        db,
+        event("d@x.com", "page_view", "app", 150, "evt-old"),  # a month's partition
+        event("d@x.com", "page_view", "app", 400, "evt-older"),  # the default partition
+        event("d@x.com", "page_view", "app", 2, "evt-new"),
+    )
+    assert old.accepted == 3
     await retire(db)
-    again = await track(db, event("d@x.com", "page_view", "app", 2, "evt-old"))
-    assert (again.accepted, again.duplicates) == (1, 0)
+    if db.dialect == "postgresql":
+        async with db.read() as session:
+            keys = await session.scalars(text("SELECT idempotency_key FROM event_keys"))
+            assert keys.all() == ["evt-new"]
+    again = await track(
+        db,
+        event("d@x.com", "page_view", "app", 2, "evt-old"),
+        event("d@x.com", "page_view", "app", 2, "evt-older"),
+        event("d@x.com", "page_view", "app", 2, "evt-new"),
+    )
+    assert (again.accepted, again.duplicates) == (2, 1)
 
 
 async def test_c360_work_retires_the_months_past_the_retention(

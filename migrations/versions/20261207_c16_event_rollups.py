@@ -4,8 +4,8 @@ Before a month of events is dropped (domain.activity.retention), its events are 
 customer, type, channel and month into event_rollups, with the first and last occurrence;
 the all-time readers add these in. Both backends.
 
-Revision ID: c15_event_rollups
-Revises: c14_partitions
+Revision ID: c16_event_rollups
+Revises: c15_event_keys
 Create Date: 2026-12-07 18:30:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from store.types import UTCDateTime
 
-revision: str = "c15_event_rollups"
-down_revision: str | None = "c14_partitions"
+revision: str = "c16_event_rollups"
+down_revision: str | None = "c15_event_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
