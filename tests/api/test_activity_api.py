@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.access.keys import Role
+from service.settings import Settings
 from tests.conftest import Api
 
 TRACK = """mutation($events: [EventInput!]!) { trackEvents(events: $events) { accepted duplicates errors { code field } } }"""
@@ -138,3 +139,17 @@ async def test_customer_channels_summarize_events_and_orders_per_channel_in_one_
     buyer_web = {**web, "lastSeenAt": "2026-01-05T00:00:00+00:00", "orders": 1}
     found = sorted((e["node"]["channels"] for e in edges), key=lambda c: c[0]["channel"])
     assert found == [[app, web], [app, web], [buyer_web, app]]  # fmt: skip
+
+
+async def test_an_event_older_than_the_retention_is_refused(api: Api, settings: Settings) -> None:
+    settings.event_retention_months = 1  # the app reads its settings at each request
+    events = [
+        {"customer": who("r@x.com"), "type": "page_view"},
+        {"customer": who("r@x.com"), "type": "page_view", "occurredAt": "2020-01-01T00:00:00Z"},
+    ]
+    tracked = (await api.query(TRACK, {"events": events}))["trackEvents"]
+    assert tracked == {
+        "accepted": 1,
+        "duplicates": 0,
+        "errors": [{"code": "OUTSIDE_RETENTION", "field": ["events", "1", "occurredAt"]}],
+    }
