@@ -70,8 +70,13 @@ async def load_catalog(
         stages=frozenset((await session.scalars(select(LifecycleStage.key))).all()),
         identity_types=frozenset((await session.scalars(select(IdentityType.key))).all()),
         segments=segments,
-        events_rolled_up=bool(await session.scalar(select(exists().select_from(EventRollup)))),
+        events_rolled_up=await events_rolled_up(session),
     )
+
+
+async def events_rolled_up(session: AsyncSession) -> bool:
+    """Whether retention has rolled up any month of events (Catalog.events_rolled_up)."""
+    return bool(await session.scalar(select(exists().select_from(EventRollup))))
 
 
 def referenced_segments(condition: Any) -> set[str]:

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, and_, case, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.conditions.catalog import leaves
+from domain.conditions.catalog import events_rolled_up, leaves
 from domain.conditions.language import Catalog, load_catalog, parse
 from domain.conditions.sql import CustomerFilter, to_sql
 from domain.errors import InvalidInput
@@ -245,8 +245,9 @@ async def rules_catalog(session: AsyncSession, model: LifecycleModelRecord) -> C
     stored catalog; stage keys come from `model` (which may be about to replace the stored
     one), so rules of the default presets cost no catalog queries."""
     stages = frozenset(stage.key for stage in model.stages)
-    if not any(
-        kind in CATALOG_LEAVES for rule in model.rules for kind, _ in leaves(rule.condition)
-    ):
-        return Catalog(stages=stages)
+    found = [leaf for rule in model.rules for leaf in leaves(rule.condition)]
+    if not any(kind in CATALOG_LEAVES for kind, _ in found):
+        # An all-time event count adds retired months' rollups, if there are any.
+        all_time = any(kind == "event" and "withinDays" not in leaf for kind, leaf in found)
+        return Catalog(stages=stages, events_rolled_up=all_time and await events_rolled_up(session))
     return replace(await load_catalog(session), stages=stages)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from domain.access.erasure import erase_customer
 from domain.activity import channels, metrics, retention
 from domain.activity.ingest import EventItem, IngestOutcome, track_events
 from domain.identity import merging
+from domain.lifecycle.model import RuleRecord, load_model
+from domain.lifecycle.rules import rules_catalog
 from service.deriving import run_process
 from service.settings import Settings
 from store import partitions
@@ -235,3 +238,25 @@ async def test_without_a_retention_nothing_is_retired(
     async with db.write() as session:
         await retention.keep_months(session, NOW, 3, kept)
     assert await counts(db) == left
+
+
+async def test_lifecycle_rules_count_the_rollups_over_all_time(db: Database) -> None:
+    """Lifecycle rules read no stored catalog unless they must: an all-time event count still
+    learns that months were rolled up; a windowed one has no need to ask."""
+    await population(db)
+    all_time = {"event": {"type": "login"}}
+    windowed = {"event": {"type": "login", "withinDays": 30}}
+    async with db.read() as session:
+        model = await load_model(session)
+
+    def ruled(condition: dict[str, Any]) -> Any:
+        return replace(model, rules=(RuleRecord("r", model.stages[-1].key, 1, condition),))
+
+    async def rolled_up(condition: dict[str, Any]) -> bool:
+        async with db.read() as session:
+            return (await rules_catalog(session, ruled(condition))).events_rolled_up
+
+    assert not await rolled_up(all_time)
+    await retire(db)
+    assert await rolled_up(all_time)
+    assert not await rolled_up(windowed)
