@@ -35,10 +35,11 @@ from domain.identity.survivorship import load_survivorship
 from domain.identity.traits import COLUMNS, ProfileValues, Survivorship, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment, text_for
-from store.bulk_rows import copy_rows
+from store.bulk_rows import copy_rows, update_rows
 from store.db import Database
 from store.locking import hold_identities
 from store.models import Customer, IdempotencyKey, Identity
+from store.sqlfuncs import any_of
 from store.types import utcnow
 
 # Core tables for the bulk inserts: the ORM's bulk path costs several times more per row.
@@ -77,9 +78,11 @@ class _Prepared:
 
 @dataclass(slots=True)
 class _Profile:
-    """A profile this batch writes: what it had, and what the batch changes."""
+    """A profile this batch writes: what it had, and what the batch changes. `values` (the
+    survivorship state, three JSON documents) is read only for profiles that traits land on:
+    most inputs of ingest carry none."""
 
-    values: ProfileValues
+    values: ProfileValues | None
     email: str | None
     phone: str | None
     first_seen_at: datetime | None
@@ -297,10 +300,11 @@ async def resolve_batch(
         if not isinstance(step, Step):
             results.append(IdentifyResult(None, errors=(*p.warnings, *_refusals(step))))
             continue
-        _apply(profiles[step.survivor], step, p, policy)
+        _note(profiles[step.survivor], step, p)
         steps.append((index, step, p))
         dropped = _refusals(step.dropped)
         results.append(IdentifyResult(step.survivor, step.created, (), (*p.warnings, *dropped)))
+    await _apply_traits(session, profiles, steps, policy)
 
     await _write_profiles(session, profiles, new_ids)
     await _write_identities(session, steps, owners)
@@ -368,41 +372,50 @@ def _changes(
 async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Profile]:
     if not ids:
         return {}
-    columns = [getattr(Customer, c) for c in COLUMNS]
     rows = await session.execute(
         select(
             Customer.id,
-            Customer.attributes,
-            Customer.field_times,
-            Customer.field_sources,
             Customer.email,
             Customer.phone,
             Customer.first_seen_at,
             Customer.last_seen_at,
             Customer.created_at,
-            *columns,
-        ).where(Customer.id.in_(ids))
+        ).where(any_of(session, Customer.id, ids))
     )
-    out = {}
-    for row in rows:
-        values = ProfileValues(
-            dict(zip(COLUMNS, row[9:], strict=True)),
+    return {
+        row.id: _Profile(
+            None, row.email, row.phone, row.first_seen_at, row.last_seen_at, False, row.created_at
+        )
+        for row in rows
+    }
+
+
+async def _load_values(
+    session: AsyncSession, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, ProfileValues]:
+    if not ids:
+        return {}
+    columns = [getattr(Customer, c) for c in COLUMNS]
+    rows = await session.execute(
+        select(
+            Customer.id, Customer.attributes, Customer.field_times, Customer.field_sources, *columns
+        ).where(any_of(session, Customer.id, ids))
+    )
+    return {
+        row.id: ProfileValues(
+            dict(zip(COLUMNS, row[4:], strict=True)),
             dict(row.attributes or {}),
             dict(row.field_times or {}),
             dict(row.field_sources or {}),
         )
-        out[row.id] = _Profile(
-            values, row.email, row.phone, row.first_seen_at, row.last_seen_at, False, row.created_at
-        )
-    return out
+        for row in rows
+    }
 
 
-def _apply(profile: _Profile, step: Step, p: _Prepared, policy: Survivorship) -> None:
-    """What one input changes on the profile it landed on (merges aside)."""
+def _note(profile: _Profile, step: Step, p: _Prepared) -> None:
+    """What one input changes on the profile it landed on, traits and merges aside."""
     profile.seen.append(p.at)
     profile.dirty = True
-    if profile.values.apply(p.traits, p.at, p.source, policy):
-        profile.changed_traits = True
     for key in step.attached:
         if key.type == "email":
             profile.email = key.value
@@ -410,38 +423,62 @@ def _apply(profile: _Profile, step: Step, p: _Prepared, policy: Survivorship) ->
             profile.phone = key.value
 
 
+async def _apply_traits(
+    session: AsyncSession,
+    profiles: dict[uuid.UUID, _Profile],
+    steps: list[tuple[int, Step, _Prepared]],
+    policy: Survivorship,
+) -> None:
+    """Offer each input's traits to the profile it landed on, in input order."""
+    with_traits = [(step, p) for _, step, p in steps if p.traits.fields or p.traits.attributes]
+    unloaded = {step.survivor for step, _ in with_traits if profiles[step.survivor].values is None}
+    for customer_id, values in (await _load_values(session, list(unloaded))).items():
+        profiles[customer_id].values = values
+    for step, p in with_traits:
+        profile = profiles[step.survivor]
+        assert profile.values is not None  # loaded above, or new
+        if profile.values.apply(p.traits, p.at, p.source, policy):
+            profile.changed_traits = True
+
+
 async def _write_profiles(
     session: AsyncSession, profiles: dict[uuid.UUID, _Profile], new_ids: list[uuid.UUID]
 ) -> None:
+    """New profiles by COPY; known ones in one statement each for those whose values were
+    read (traits landed on them) and for those that were only seen (times, email, phone)."""
     now = utcnow()
-    rows = []
+    full, seen = [], []
     for customer_id, profile in profiles.items():
         if not profile.dirty:
             continue
-        first = min([t for t in (profile.first_seen_at, *profile.seen) if t])
-        last = max([t for t in (profile.last_seen_at, *profile.seen) if t])
-        row = {
+        row: dict[str, Any] = {
             "id": customer_id,
-            **{c: profile.values.fields.get(c) for c in COLUMNS},
+            "email": profile.email,
+            "phone": profile.phone,
+            "first_seen_at": min([t for t in (profile.first_seen_at, *profile.seen) if t]),
+            "last_seen_at": max([t for t in (profile.last_seen_at, *profile.seen) if t]),
+            "updated_at": now,
+        }
+        if profile.values is None:
+            seen.append(row)
+            continue
+        row |= {c: profile.values.fields.get(c) for c in COLUMNS}
+        row |= {
             "attributes": profile.values.attributes,
             "field_times": profile.values.times,
             "field_sources": profile.values.sources,
-            "email": profile.email,
-            "phone": profile.phone,
-            "first_seen_at": first,
-            "last_seen_at": last,
-            "updated_at": now,
         }
-        rows.append(row)
+        full.append(row)
     new = set(new_ids)
     inserts = [
-        {**r, "status": "ACTIVE", "created_at": now, "version": 1} for r in rows if r["id"] in new
+        {**r, "status": "ACTIVE", "created_at": now, "version": 1} for r in full if r["id"] in new
     ]
-    updates = [r for r in rows if r["id"] not in new]
+    updates = [r for r in full if r["id"] not in new]
     if inserts:
         await copy_rows(session, CUSTOMERS, inserts, columns=list(inserts[0]))
     if updates:
         await session.execute(update(Customer), updates)
+    await update_rows(session, CUSTOMERS, seen)
 
 
 async def _write_identities(
@@ -473,7 +510,4 @@ async def _write_identities(
     if new_rows:
         rows = list(new_rows.values())
         await copy_rows(session, IDENTITIES, rows, columns=list(rows[0]))
-    if seen:
-        await session.execute(
-            update(Identity), [{"id": i, "last_seen_at": t} for i, t in seen.items()]
-        )
+    await update_rows(session, IDENTITIES, [{"id": i, "last_seen_at": t} for i, t in seen.items()])
