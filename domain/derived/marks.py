@@ -45,11 +45,15 @@ async def mark(
     table = cast(Table, CustomerDirty.__table__)
     if on_postgresql(session):
         times = postgresql.ARRAY(CustomerDirty.seen_first.type)
-        given = func.unnest(
-            bindparam("ids", ids, type_=postgresql.ARRAY(Uuid())),
-            bindparam("firsts", [first for first, _ in spans], type_=times),
-            bindparam("lasts", [last for _, last in spans], type_=times),
-        ).table_valued("id", "first", "last").render_derived()
+        given = (
+            func.unnest(
+                bindparam("ids", ids, type_=postgresql.ARRAY(Uuid())),
+                bindparam("firsts", [first for first, _ in spans], type_=times),
+                bindparam("lasts", [last for _, last in spans], type_=times),
+            )
+            .table_valued("id", "first", "last")
+            .render_derived()
+        )
         source = select(
             given.c.id,
             literal(now, CustomerDirty.since.type),
