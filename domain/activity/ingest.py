@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import domain.activity.channels as channels
 from domain.access.erasure import ErasurePolicy
 from domain.activity.retention import MAX_FUTURE, refuse_retired
+from domain.activity.seen import spans
 from domain.derived.batches import transact
 from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
@@ -237,7 +238,9 @@ async def _ingest(
             await channels.count_new(session, **{kind.name: fresh})
         touched = sorted({row["customer_id"] for row in fresh})
         landed_on = {target for target in landed.values() if not isinstance(target, DomainError)}
-        await mark(session, landed_on, actor, now)  # metrics, RULE tags, stage, segments follow
+        # Metrics, RULE tags, stage, segments and the seen window follow in the worker.
+        stored = spans((row["customer_id"], row[kind.time]) for row in fresh)
+        await mark(session, landed_on, actor, now, seen=stored)
         refused.sort(key=lambda e: int(e.field[1]))
         return IngestOutcome(len(fresh), duplicates, tuple(refused), tuple(touched))
 

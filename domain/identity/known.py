@@ -17,19 +17,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import InvalidInput
+from domain.identity.linking import IDENTITIES
 from domain.identity.normalize import normalize
 from domain.identity.owners import lock_owners
 from domain.identity.resolution import Key
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from store.bulk_rows import update_rows
 from store.locking import hold_identities
-from store.models import Identity
-
-IDENTITIES: Table = Identity.__table__  # type: ignore[assignment]
 
 
 def _key(identity: tuple[str, str], types: dict[str, IdentityTypeSpec], region: str) -> Key | None:

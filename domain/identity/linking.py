@@ -14,11 +14,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.access.erasure import ErasurePolicy, erased_keys
@@ -29,21 +29,20 @@ from domain.errors import DomainError, InvalidInput
 from domain.identity.merging import merge_into, profile_states
 from domain.identity.normalize import normalize
 from domain.identity.owners import lock_owners
+from domain.identity.profile_rows import ProfileRow, load_profiles, load_values, write_profiles
 from domain.identity.resolution import Dropped, Key, ProfileState, Step, WorkingSet
 from domain.identity.shared import mark_shared, shared_among
 from domain.identity.survivorship import load_survivorship
-from domain.identity.traits import COLUMNS, ProfileValues, Survivorship, Traits, parse_traits
+from domain.identity.traits import ProfileValues, Survivorship, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment, text_for
 from store.bulk_rows import copy_rows, update_rows
 from store.db import Database
 from store.locking import hold_identities
-from store.models import Customer, IdempotencyKey, Identity
-from store.sqlfuncs import any_of
+from store.models import IdempotencyKey, Identity
 from store.types import utcnow
 
-# Core tables for the bulk inserts: the ORM's bulk path costs several times more per row.
-CUSTOMERS = cast(Table, Customer.__table__)
+# Core table for the bulk insert: the ORM's bulk path costs several times more per row.
 IDENTITIES = cast(Table, Identity.__table__)
 MAX_FUTURE = timedelta(days=1)
 
@@ -74,24 +73,6 @@ class _Prepared:
     source: str | None
     at: datetime
     warnings: list[DomainError]
-
-
-@dataclass(slots=True)
-class _Profile:
-    """A profile this batch writes: what it had, and what the batch changes. `values` (the
-    survivorship state, three JSON documents) is read only for profiles that traits land on:
-    most inputs of ingest carry none."""
-
-    values: ProfileValues | None
-    email: str | None
-    phone: str | None
-    first_seen_at: datetime | None
-    last_seen_at: datetime | None
-    new: bool
-    created_at: datetime
-    dirty: bool = False
-    changed_traits: bool = False
-    seen: list[datetime] = field(default_factory=list)
 
 
 def _prepare(
@@ -276,12 +257,12 @@ async def resolve_batch(
     shared = await shared_among(session, limited)
     existing_ids = list({customer for _, customer in owners.values()})
     states = await profile_states(session, existing_ids)
-    profiles = await _load_profiles(session, existing_ids)
+    profiles = await load_profiles(session, existing_ids)
     new_ids: list[uuid.UUID] = []
 
     def new_profile() -> ProfileState:
         new_ids.append(uuid.uuid4())
-        profiles[new_ids[-1]] = _Profile(
+        profiles[new_ids[-1]] = ProfileRow(
             ProfileValues({}, {}, {}), None, None, None, None, True, now
         )
         return ProfileState(new_ids[-1], now)
@@ -306,7 +287,7 @@ async def resolve_batch(
         results.append(IdentifyResult(step.survivor, step.created, (), (*p.warnings, *dropped)))
     await _apply_traits(session, profiles, steps, policy)
 
-    await _write_profiles(session, profiles, new_ids)
+    await write_profiles(session, profiles, new_ids)
     await _write_identities(session, steps, owners)
     await mark_shared(session, graph.found_shared, now)
     await record_changes(session, _changes(steps, profiles, new_ids, now))
@@ -339,7 +320,7 @@ def _refusals(dropped: Sequence[Dropped]) -> list[DomainError]:
 
 def _changes(
     steps: list[tuple[int, Step, _Prepared]],
-    profiles: dict[uuid.UUID, _Profile],
+    profiles: dict[uuid.UUID, ProfileRow],
     new_ids: list[uuid.UUID],
     now: datetime,
 ) -> list[Change]:
@@ -369,50 +350,7 @@ def _changes(
     ]
 
 
-async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Profile]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(
-            Customer.id,
-            Customer.email,
-            Customer.phone,
-            Customer.first_seen_at,
-            Customer.last_seen_at,
-            Customer.created_at,
-        ).where(any_of(session, Customer.id, ids))
-    )
-    return {
-        row.id: _Profile(
-            None, row.email, row.phone, row.first_seen_at, row.last_seen_at, False, row.created_at
-        )
-        for row in rows
-    }
-
-
-async def _load_values(
-    session: AsyncSession, ids: list[uuid.UUID]
-) -> dict[uuid.UUID, ProfileValues]:
-    if not ids:
-        return {}
-    columns = [getattr(Customer, c) for c in COLUMNS]
-    rows = await session.execute(
-        select(
-            Customer.id, Customer.attributes, Customer.field_times, Customer.field_sources, *columns
-        ).where(any_of(session, Customer.id, ids))
-    )
-    return {
-        row.id: ProfileValues(
-            dict(zip(COLUMNS, row[4:], strict=True)),
-            dict(row.attributes or {}),
-            dict(row.field_times or {}),
-            dict(row.field_sources or {}),
-        )
-        for row in rows
-    }
-
-
-def _note(profile: _Profile, step: Step, p: _Prepared) -> None:
+def _note(profile: ProfileRow, step: Step, p: _Prepared) -> None:
     """What one input changes on the profile it landed on, traits and merges aside."""
     profile.seen.append(p.at)
     profile.dirty = True
@@ -425,60 +363,20 @@ def _note(profile: _Profile, step: Step, p: _Prepared) -> None:
 
 async def _apply_traits(
     session: AsyncSession,
-    profiles: dict[uuid.UUID, _Profile],
+    profiles: dict[uuid.UUID, ProfileRow],
     steps: list[tuple[int, Step, _Prepared]],
     policy: Survivorship,
 ) -> None:
     """Offer each input's traits to the profile it landed on, in input order."""
     with_traits = [(step, p) for _, step, p in steps if p.traits.fields or p.traits.attributes]
     unloaded = {step.survivor for step, _ in with_traits if profiles[step.survivor].values is None}
-    for customer_id, values in (await _load_values(session, list(unloaded))).items():
+    for customer_id, values in (await load_values(session, list(unloaded))).items():
         profiles[customer_id].values = values
     for step, p in with_traits:
         profile = profiles[step.survivor]
         assert profile.values is not None  # loaded above, or new
         if profile.values.apply(p.traits, p.at, p.source, policy):
             profile.changed_traits = True
-
-
-async def _write_profiles(
-    session: AsyncSession, profiles: dict[uuid.UUID, _Profile], new_ids: list[uuid.UUID]
-) -> None:
-    """New profiles by COPY; known ones in one statement each for those whose values were
-    read (traits landed on them) and for those that were only seen (times, email, phone)."""
-    now = utcnow()
-    full, seen = [], []
-    for customer_id, profile in profiles.items():
-        if not profile.dirty:
-            continue
-        row: dict[str, Any] = {
-            "id": customer_id,
-            "email": profile.email,
-            "phone": profile.phone,
-            "first_seen_at": min([t for t in (profile.first_seen_at, *profile.seen) if t]),
-            "last_seen_at": max([t for t in (profile.last_seen_at, *profile.seen) if t]),
-            "updated_at": now,
-        }
-        if profile.values is None:
-            seen.append(row)
-            continue
-        row |= {c: profile.values.fields.get(c) for c in COLUMNS}
-        row |= {
-            "attributes": profile.values.attributes,
-            "field_times": profile.values.times,
-            "field_sources": profile.values.sources,
-        }
-        full.append(row)
-    new = set(new_ids)
-    inserts = [
-        {**r, "status": "ACTIVE", "created_at": now, "version": 1} for r in full if r["id"] in new
-    ]
-    updates = [r for r in full if r["id"] not in new]
-    if inserts:
-        await copy_rows(session, CUSTOMERS, inserts, columns=list(inserts[0]))
-    if updates:
-        await session.execute(update(Customer), updates)
-    await update_rows(session, CUSTOMERS, seen)
 
 
 async def _write_identities(

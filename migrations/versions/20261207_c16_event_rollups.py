@@ -5,7 +5,7 @@ customer, type, channel and month into event_rollups, with the first and last oc
 the all-time readers add these in. Both backends.
 
 Revision ID: c16_event_rollups
-Revises: c15_event_keys
+Revises: c15_seen_range
 Create Date: 2026-12-07 18:30:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from store.types import UTCDateTime
 
 revision: str = "c16_event_rollups"
-down_revision: str | None = "c15_event_keys"
+down_revision: str | None = "c15_seen_range"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

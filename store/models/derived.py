@@ -21,7 +21,8 @@ class CustomerDirty(Base):
     while it worked; `claimed_until` is a worker's lease, `claim` names the batch (its
     statements select their profiles by it) and `claimed_version` the version it saw;
     `remarked_at` when a write first marked it again during that lease (the lag of that
-    write)."""
+    write); `seen_first`/`seen_last` the span of the events and orders the marking writes
+    stored (the worker widens the profile's seen window by it)."""
 
     __tablename__ = "customer_dirty"
 
@@ -34,6 +35,8 @@ class CustomerDirty(Base):
     claim: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     claimed_version: Mapped[int | None] = mapped_column(Integer)
     remarked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seen_first: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seen_last: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_customer_dirty_since", "since"),
