@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Exists, exists, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import EventRollup, IdentityType, LifecycleStage, Segment, TagDefinition
@@ -50,8 +50,8 @@ async def segment_specs(session: AsyncSession) -> dict[str, SegmentSpec]:
 async def load_catalog(
     session: AsyncSession, segments: Mapping[str, SegmentSpec] | None = None
 ) -> Catalog:
-    """Everything a condition may name, and whether events were rolled up, in five small
-    statements (four when the caller already read the segments)."""
+    """Everything a condition may name, and whether events were rolled up, in four small
+    statements (three when the caller already read the segments)."""
     tags = await session.execute(
         select(
             TagDefinition.key,
@@ -62,21 +62,34 @@ async def load_catalog(
     )
     if segments is None:
         segments = await segment_specs(session)
+    # One row at least, whatever the stages: the flag rides along with them.
+    flag = select(_rolled_up().label("rolled_up")).subquery()
+    stages = (
+        await session.execute(
+            select(flag.c.rolled_up, LifecycleStage.key)
+            .select_from(flag)
+            .outerjoin(LifecycleStage, true())
+        )
+    ).all()
     return Catalog(
         tags={
             row.key: TagSpec(row.id, row.value_type, tuple(row.allowed_values or ()) or None)
             for row in tags
         },
-        stages=frozenset((await session.scalars(select(LifecycleStage.key))).all()),
+        stages=frozenset(row.key for row in stages if row.key is not None),
         identity_types=frozenset((await session.scalars(select(IdentityType.key))).all()),
         segments=segments,
-        events_rolled_up=await events_rolled_up(session),
+        events_rolled_up=bool(stages[0].rolled_up),
     )
+
+
+def _rolled_up() -> Exists:
+    return exists().select_from(EventRollup)
 
 
 async def events_rolled_up(session: AsyncSession) -> bool:
     """Whether retention has rolled up any month of events (Catalog.events_rolled_up)."""
-    return bool(await session.scalar(select(exists().select_from(EventRollup))))
+    return bool(await session.scalar(select(_rolled_up())))
 
 
 def referenced_segments(condition: Any) -> set[str]:
