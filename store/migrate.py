@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.db import is_not_migrated
-from store.partitions import is_partition
+from store.partitions import EVENT_KEYS, is_partition
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,9 +46,9 @@ def compared(obj: Any, name: str | None, type_: str, reflected: bool, compare_to
     hand in their migration, and PostgreSQL reflects them as text that never compares equal
     to the model's expression; so are indexes and unique constraints of one dialect
     (`ddl_if`), which the other never has; events' monthly partitions on PostgreSQL are
-    made by migration and by `serve` (store.partitions), not by the models; everything else
-    is compared."""
-    if type_ == "table" and reflected and is_partition(name):
+    made by migration and by `serve` (store.partitions), not by the models, and so is their
+    table of idempotency keys (`event_keys`, kept by triggers); everything else is compared."""
+    if type_ == "table" and reflected and (is_partition(name) or name == EVENT_KEYS):
         return False
     if type_ == "unique_constraint" and any(
         getattr(each, "_ddl_if", None) is not None for each in (obj, compare_to)
@@ -56,7 +56,7 @@ def compared(obj: Any, name: str | None, type_: str, reflected: bool, compare_to
         return False
     if type_ == "index":
         index = obj if obj is not None else compare_to
-        if getattr(index, "_ddl_if", None) is not None:
+        if getattr(index, "_ddl_if", None) is not None or index.table.name == EVENT_KEYS:
             return False
         expressions = getattr(index, "expressions", ())
         if any(not isinstance(e, (Column, str)) for e in expressions):

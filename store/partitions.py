@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.sqlfuncs import on_postgresql
 
+# The idempotency keys of every month (migration c15_event_keys), kept by statement triggers.
+EVENT_KEYS = "event_keys"
 PARTITION_NAME = re.compile(r"events_(\d{4})_(\d{2})|events_default")
 
 

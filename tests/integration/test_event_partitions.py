@@ -1,6 +1,7 @@
 """Events partitioned by month on PostgreSQL (migration c14_partitions, store.partitions):
 months are made ahead, rows a new month covers leave the default partition for it, the
-idempotency key stays unique across months, and an event window reads only its months.
+idempotency key stays unique across months (a table of keys kept by statement triggers, c15),
+and an event window reads only its months.
 SQLite keeps one table: the same answers, nothing to make."""
 
 from __future__ import annotations
@@ -83,6 +84,52 @@ async def test_an_idempotency_key_is_unique_across_months(db: Database) -> None:
     async with db.read() as session:
         keys = await session.scalars(select(Event.idempotency_key).order_by(Event.idempotency_key))
         assert keys.all() == ["k-1", "k-2"]
+
+
+async def test_keys_follow_their_events_through_renames_deletes_and_bulk_inserts(
+    db: Database,
+) -> None:
+    async with db.write() as session:
+        customer = await add_customer(session)
+        rows = [
+            {"customer_id": customer, "type": "t", "idempotency_key": f"b-{i}", "occurred_at": at}
+            for i, at in enumerate((NOW, NOW - timedelta(days=40), NOW - timedelta(days=80)))
+        ]
+        await session.execute(insert(Event), rows)  # one statement, three months
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:  # a duplicate inside one statement
+            dup = {**rows[0], "idempotency_key": "b-9"}
+            await session.execute(
+                insert(Event), [dup, {**dup, "occurred_at": rows[2]["occurred_at"]}]
+            )
+    async with db.write() as session:  # a key renamed frees the old one
+        await session.execute(
+            text("UPDATE events SET idempotency_key = 'b-5' WHERE idempotency_key = 'b-0'")
+        )
+        await session.execute(
+            text("UPDATE events SET idempotency_key = 'b-0' WHERE idempotency_key = 'b-1'")
+        )
+        await session.execute(text("DELETE FROM events WHERE idempotency_key = 'b-2'"))
+    async with db.write() as session:  # a deleted event's key is free again
+        await session.execute(insert(Event).values(**{**rows[2], "occurred_at": NOW}))
+    async with db.read() as session:
+        keys = await session.scalars(select(Event.idempotency_key).order_by(Event.idempotency_key))
+        assert keys.all() == ["b-0", "b-2", "b-5"]
+        if db.dialect == "postgresql":
+            kept = await session.execute(
+                text(f"SELECT idempotency_key, occurred_at FROM {partitions.EVENT_KEYS} ORDER BY 1")
+            )
+            moments = {key: at for key, at in kept}
+            assert moments == {
+                "b-0": rows[1]["occurred_at"],
+                "b-2": NOW,
+                "b-5": rows[0]["occurred_at"],
+            }
+    if db.dialect == "postgresql":
+        async with db.write() as session:
+            await session.execute(text("TRUNCATE events"))
+            left = await session.scalar(text(f"SELECT count(*) FROM {partitions.EVENT_KEYS}"))
+        assert left == 0
 
 
 async def test_an_event_window_reads_only_its_months(db: Database) -> None:
