@@ -31,7 +31,8 @@ def import_command(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Records per transaction (default: 1,000 customers, 5,000 events or orders)."
+            min=1,
+            help="Records per transaction (default: 1,000 customers, 5,000 events or orders).",
         ),
     ] = None,
     window: Annotated[

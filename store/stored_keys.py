@@ -41,8 +41,8 @@ async def stored_event_keys(session: AsyncSession, keys: Sequence[str]) -> set[s
         return set((await session.scalars(select(key).where(key == any_(given)))).all())
     found: set[str] = set()
     for part in _parts(keys, SQLITE_LIST):
-        column_ = Event.idempotency_key
-        found.update((await session.scalars(select(column_).where(column_.in_(part)))).all())
+        stored = select(Event.idempotency_key).where(Event.idempotency_key.in_(part))
+        found.update(key for key in await session.scalars(stored) if key is not None)
     return found
 
 
