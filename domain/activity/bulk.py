@@ -133,7 +133,8 @@ async def _import(
                     duplicates += 1
                     continue
                 seen.add(key)
-            fresh.append({**row, "customer_id": target})
+            row["customer_id"] = target  # the row is this batch's own: no copy of it
+            fresh.append(row)
         if fresh:  # COPY on PostgreSQL: the id is the table's own
             await copy_rows(session, kind.model.__table__, fresh, columns=list(fresh[0]))
             await channels.count_new(session, **{kind.name: fresh})
