@@ -1,13 +1,15 @@
-"""Writing many rows at once, and the upsert that leaves decided rows alone: the spelling
-differs between PostgreSQL (COPY, ON CONFLICT) and SQLite (executemany, its ON CONFLICT)."""
+"""Writing many rows at once (COPY, one UPDATE for many rows), and the upsert that leaves
+decided rows alone: the spelling differs between PostgreSQL (COPY, unnest, ON CONFLICT) and
+SQLite (executemany, its ON CONFLICT)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, insert
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.sqlfuncs import on_postgresql
@@ -41,6 +43,51 @@ async def copy_rows(
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         table.name, records=records, columns=columns
     )
+
+
+async def update_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key: str = "id",
+    later_only: str | None = None,
+) -> None:
+    """Set each row's columns on the stored row whose `key` is the row's (every row names the
+    same columns); with `later_only`, only where that column's stored value is NULL or earlier
+    than the row's. PostgreSQL: one UPDATE … FROM unnest() of one array per column, where an
+    executemany pays a round of parameter handling per row; SQLite: an executemany."""
+    if not rows:
+        return
+    columns = [name for name in rows[0] if name != key]
+    if not on_postgresql(session):
+        values: dict[str, Any] = {name: bindparam(f"row_{name}") for name in columns}
+        statement = update(table).where(table.c[key] == bindparam("row_key")).values(values)
+        if later_only is not None:
+            stored = table.c[later_only]
+            statement = statement.where(or_(stored.is_(None), stored < values[later_only]))
+        await session.execute(
+            statement,
+            [
+                {"row_key": row[key], **{f"row_{name}": row[name] for name in columns}}
+                for row in rows
+            ],
+        )
+        return
+    names = [key, *columns]
+    arrays = [
+        bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type))
+        for name in names
+    ]
+    source = func.unnest(*arrays).table_valued(*names).render_derived(name="source")
+    statement = (
+        update(table)
+        .where(table.c[key] == source.c[key])
+        .values({name: source.c[name] for name in columns})
+    )
+    if later_only is not None:
+        stored = table.c[later_only]
+        statement = statement.where(or_(stored.is_(None), stored < source.c[later_only]))
+    await session.execute(statement)
 
 
 async def upsert_unless(

@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.sqlfuncs import on_postgresql
+from store.models import Event
+from store.sqlfuncs import any_of, on_postgresql
 
 # The idempotency keys of every month (migration c15_event_keys), kept by statement triggers.
 EVENT_KEYS = "event_keys"
@@ -40,6 +41,21 @@ def partition_name(month: datetime) -> str:
 def is_partition(table_name: str | None) -> bool:
     """One of events' partitions (its parent, `events`, is not)."""
     return table_name is not None and PARTITION_NAME.fullmatch(table_name) is not None
+
+
+async def stored_event_keys(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Those of `keys` some stored event holds: on PostgreSQL from `event_keys` (one index),
+    not from events (an index probe per month and key)."""
+    if not on_postgresql(session):
+        found = await session.scalars(
+            select(Event.idempotency_key).where(any_of(session, Event.idempotency_key, keys))
+        )
+        return {key for key in found if key is not None}
+    rows = await session.scalars(
+        text(f"SELECT idempotency_key FROM {EVENT_KEYS} WHERE idempotency_key = ANY(:keys)"),
+        {"keys": keys},
+    )
+    return set(rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,15 @@ def new_uuid(session: AsyncSession) -> ColumnElement[Any]:
     return func.lower(func.hex(func.randomblob(16)))  # how the Uuid type stores one on SQLite
 
 
+def any_of(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """column IN values. On PostgreSQL the values travel as one array (`= ANY($1)`): one
+    statement text whatever their number, so it is compiled and planned once, where an IN
+    list of a thousand parameters is rendered, sent and parsed anew for every count."""
+    if not on_postgresql(session):
+        return column.in_(values)  # type: ignore[no-any-return]
+    return column == func.any(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+
+
 def pair_in(
     session: AsyncSession, first: Any, second: Any, pairs: Sequence[tuple[str, str]]
 ) -> ColumnElement[bool]:

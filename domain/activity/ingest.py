@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.channels as channels
@@ -28,12 +28,15 @@ from domain.derived.batches import transact
 from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
 from domain.history import HistoryQuery, newest_first_pages
+from domain.identity.known import land_on_holders
 from domain.identity.linking import IdentifyInput, resolve_batch
 from domain.pagination import Page
 from domain.values import check_json, check_moment, text_for
 from store.bulk_rows import copy_rows
 from store.db import Database
 from store.models import Event, Order
+from store.partitions import stored_event_keys
+from store.sqlfuncs import pair_in
 from store.types import utcnow
 
 MAX_FUTURE = timedelta(days=1)
@@ -165,12 +168,19 @@ async def _land(
     actor: str | None,
     erased: ErasurePolicy | None,
 ) -> dict[int, uuid.UUID | DomainError]:
-    """The profile each item (index, identity, time) lands on, or why it cannot."""
-    inputs = [IdentifyInput([identity], occurred_at=at) for _, identity, at in wanted]
+    """The profile each item (index, identity, time) lands on, or why it cannot: the holder of
+    its identity when there is one (domain.identity.known), else what resolution decides."""
+    holders = await land_on_holders(session, [(identity, at) for _, identity, at in wanted], region)
     landed: dict[int, uuid.UUID | DomainError] = {}
-    for (index, _, _), result in zip(
-        wanted, await resolve_batch(session, inputs, region, actor, erased), strict=True
-    ):
+    rest = []
+    for (index, identity, at), holder in zip(wanted, holders, strict=True):
+        if holder is None:
+            rest.append((index, identity, at))
+        else:
+            landed[index] = holder
+    inputs = [IdentifyInput([identity], occurred_at=at) for _, identity, at in rest]
+    results = await resolve_batch(session, inputs, region, actor, erased) if inputs else []
+    for (index, _, _), result in zip(rest, results, strict=True):
         if result.customer_id is not None:
             landed[index] = result.customer_id
             continue
@@ -234,21 +244,14 @@ async def _ingest(
     return await transact(db, work)
 
 
-async def _stored_event_keys(session: AsyncSession, keys: list[str]) -> set[Any]:
-    found = await session.scalars(
-        select(Event.idempotency_key).where(Event.idempotency_key.in_(keys))
-    )
-    return set(found.all())
-
-
 async def _stored_order_keys(session: AsyncSession, keys: list[tuple[str, str]]) -> set[Any]:
-    pair = tuple_(Order.source, Order.external_id)
-    found = await session.execute(select(Order.source, Order.external_id).where(pair.in_(keys)))
+    pair = pair_in(session, Order.source, Order.external_id, keys)
+    found = await session.execute(select(Order.source, Order.external_id).where(pair))
     return {(source, external_id) for source, external_id in found}
 
 
 EVENTS = _Kind(
-    "events", Event, "occurred_at", lambda row: row["idempotency_key"], _stored_event_keys
+    "events", Event, "occurred_at", lambda row: row["idempotency_key"], stored_event_keys
 )
 ORDERS = _Kind(
     "orders",

@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import domain.activity.metrics as metrics
+from domain.activity.seen import widen_seen
 from domain.cascade import follow_write
 from domain.derived.marks import MARKED
 from store.db import Database
@@ -99,11 +100,12 @@ async def claim(
 
 
 async def bring_up_to_date(db: Database, claims: list[Claim]) -> BatchResult:
-    """Metrics, then RULE tags, lifecycle rules and materialized segments
-    (domain.cascade.follow_write) for the claimed profiles, in one transaction; then clear the
-    marks whose version did not move, and hand the others back for the next batch. The state
-    is derived as of the clock of the latest write among the batch (a write stamped with a
-    time of its own, an import or a test, derives as of that time)."""
+    """Seen times (domain.activity.seen), metrics, then RULE tags, lifecycle rules and
+    materialized segments (domain.cascade.follow_write) for the claimed profiles, in one
+    transaction; then clear the marks whose version did not move, and hand the others back
+    for the next batch. The state is derived as of the clock of the latest write among the
+    batch (a write stamped with a time of its own, an import or a test, derives as of that
+    time)."""
     if not claims:
         return BatchResult()
     tokens = {c.token for c in claims}
@@ -114,6 +116,7 @@ async def bring_up_to_date(db: Database, claims: list[Claim]) -> BatchResult:
 
     async def work(session: AsyncSession) -> None:
         now = max(c.marked_at for c in claims)
+        await widen_seen(session, batch, now)
         await metrics.recompute(session, batch, now)
         actors = {c.actor for c in claims}
         if len(actors) == 1:

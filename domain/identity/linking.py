@@ -14,11 +14,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.access.erasure import ErasurePolicy, erased_keys
@@ -29,20 +29,20 @@ from domain.errors import DomainError, InvalidInput
 from domain.identity.merging import merge_into, profile_states
 from domain.identity.normalize import normalize
 from domain.identity.owners import lock_owners
+from domain.identity.profile_rows import ProfileRow, load_profiles, load_values, write_profiles
 from domain.identity.resolution import Dropped, Key, ProfileState, Step, WorkingSet
 from domain.identity.shared import mark_shared, shared_among
 from domain.identity.survivorship import load_survivorship
-from domain.identity.traits import COLUMNS, ProfileValues, Survivorship, Traits, parse_traits
+from domain.identity.traits import ProfileValues, Survivorship, Traits, parse_traits
 from domain.identity.types import IdentityTypeSpec, load_identity_types
 from domain.values import check_moment, text_for
-from store.bulk_rows import copy_rows
+from store.bulk_rows import copy_rows, update_rows
 from store.db import Database
 from store.locking import hold_identities
-from store.models import Customer, IdempotencyKey, Identity
+from store.models import IdempotencyKey, Identity
 from store.types import utcnow
 
-# Core tables for the bulk inserts: the ORM's bulk path costs several times more per row.
-CUSTOMERS = cast(Table, Customer.__table__)
+# Core table for the bulk insert: the ORM's bulk path costs several times more per row.
 IDENTITIES = cast(Table, Identity.__table__)
 MAX_FUTURE = timedelta(days=1)
 
@@ -73,22 +73,6 @@ class _Prepared:
     source: str | None
     at: datetime
     warnings: list[DomainError]
-
-
-@dataclass(slots=True)
-class _Profile:
-    """A profile this batch writes: what it had, and what the batch changes."""
-
-    values: ProfileValues
-    email: str | None
-    phone: str | None
-    first_seen_at: datetime | None
-    last_seen_at: datetime | None
-    new: bool
-    created_at: datetime
-    dirty: bool = False
-    changed_traits: bool = False
-    seen: list[datetime] = field(default_factory=list)
 
 
 def _prepare(
@@ -273,12 +257,12 @@ async def resolve_batch(
     shared = await shared_among(session, limited)
     existing_ids = list({customer for _, customer in owners.values()})
     states = await profile_states(session, existing_ids)
-    profiles = await _load_profiles(session, existing_ids)
+    profiles = await load_profiles(session, existing_ids)
     new_ids: list[uuid.UUID] = []
 
     def new_profile() -> ProfileState:
         new_ids.append(uuid.uuid4())
-        profiles[new_ids[-1]] = _Profile(
+        profiles[new_ids[-1]] = ProfileRow(
             ProfileValues({}, {}, {}), None, None, None, None, True, now
         )
         return ProfileState(new_ids[-1], now)
@@ -297,12 +281,13 @@ async def resolve_batch(
         if not isinstance(step, Step):
             results.append(IdentifyResult(None, errors=(*p.warnings, *_refusals(step))))
             continue
-        _apply(profiles[step.survivor], step, p, policy)
+        _note(profiles[step.survivor], step, p)
         steps.append((index, step, p))
         dropped = _refusals(step.dropped)
         results.append(IdentifyResult(step.survivor, step.created, (), (*p.warnings, *dropped)))
+    await _apply_traits(session, profiles, steps, policy)
 
-    await _write_profiles(session, profiles, new_ids)
+    await write_profiles(session, profiles, new_ids)
     await _write_identities(session, steps, owners)
     await mark_shared(session, graph.found_shared, now)
     await record_changes(session, _changes(steps, profiles, new_ids, now))
@@ -335,7 +320,7 @@ def _refusals(dropped: Sequence[Dropped]) -> list[DomainError]:
 
 def _changes(
     steps: list[tuple[int, Step, _Prepared]],
-    profiles: dict[uuid.UUID, _Profile],
+    profiles: dict[uuid.UUID, ProfileRow],
     new_ids: list[uuid.UUID],
     now: datetime,
 ) -> list[Change]:
@@ -365,44 +350,10 @@ def _changes(
     ]
 
 
-async def _load_profiles(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Profile]:
-    if not ids:
-        return {}
-    columns = [getattr(Customer, c) for c in COLUMNS]
-    rows = await session.execute(
-        select(
-            Customer.id,
-            Customer.attributes,
-            Customer.field_times,
-            Customer.field_sources,
-            Customer.email,
-            Customer.phone,
-            Customer.first_seen_at,
-            Customer.last_seen_at,
-            Customer.created_at,
-            *columns,
-        ).where(Customer.id.in_(ids))
-    )
-    out = {}
-    for row in rows:
-        values = ProfileValues(
-            dict(zip(COLUMNS, row[9:], strict=True)),
-            dict(row.attributes or {}),
-            dict(row.field_times or {}),
-            dict(row.field_sources or {}),
-        )
-        out[row.id] = _Profile(
-            values, row.email, row.phone, row.first_seen_at, row.last_seen_at, False, row.created_at
-        )
-    return out
-
-
-def _apply(profile: _Profile, step: Step, p: _Prepared, policy: Survivorship) -> None:
-    """What one input changes on the profile it landed on (merges aside)."""
+def _note(profile: ProfileRow, step: Step, p: _Prepared) -> None:
+    """What one input changes on the profile it landed on, traits and merges aside."""
     profile.seen.append(p.at)
     profile.dirty = True
-    if profile.values.apply(p.traits, p.at, p.source, policy):
-        profile.changed_traits = True
     for key in step.attached:
         if key.type == "email":
             profile.email = key.value
@@ -410,38 +361,22 @@ def _apply(profile: _Profile, step: Step, p: _Prepared, policy: Survivorship) ->
             profile.phone = key.value
 
 
-async def _write_profiles(
-    session: AsyncSession, profiles: dict[uuid.UUID, _Profile], new_ids: list[uuid.UUID]
+async def _apply_traits(
+    session: AsyncSession,
+    profiles: dict[uuid.UUID, ProfileRow],
+    steps: list[tuple[int, Step, _Prepared]],
+    policy: Survivorship,
 ) -> None:
-    now = utcnow()
-    rows = []
-    for customer_id, profile in profiles.items():
-        if not profile.dirty:
-            continue
-        first = min([t for t in (profile.first_seen_at, *profile.seen) if t])
-        last = max([t for t in (profile.last_seen_at, *profile.seen) if t])
-        row = {
-            "id": customer_id,
-            **{c: profile.values.fields.get(c) for c in COLUMNS},
-            "attributes": profile.values.attributes,
-            "field_times": profile.values.times,
-            "field_sources": profile.values.sources,
-            "email": profile.email,
-            "phone": profile.phone,
-            "first_seen_at": first,
-            "last_seen_at": last,
-            "updated_at": now,
-        }
-        rows.append(row)
-    new = set(new_ids)
-    inserts = [
-        {**r, "status": "ACTIVE", "created_at": now, "version": 1} for r in rows if r["id"] in new
-    ]
-    updates = [r for r in rows if r["id"] not in new]
-    if inserts:
-        await copy_rows(session, CUSTOMERS, inserts, columns=list(inserts[0]))
-    if updates:
-        await session.execute(update(Customer), updates)
+    """Offer each input's traits to the profile it landed on, in input order."""
+    with_traits = [(step, p) for _, step, p in steps if p.traits.fields or p.traits.attributes]
+    unloaded = {step.survivor for step, _ in with_traits if profiles[step.survivor].values is None}
+    for customer_id, values in (await load_values(session, list(unloaded))).items():
+        profiles[customer_id].values = values
+    for step, p in with_traits:
+        profile = profiles[step.survivor]
+        assert profile.values is not None  # loaded above, or new
+        if profile.values.apply(p.traits, p.at, p.source, policy):
+            profile.changed_traits = True
 
 
 async def _write_identities(
@@ -473,7 +408,4 @@ async def _write_identities(
     if new_rows:
         rows = list(new_rows.values())
         await copy_rows(session, IDENTITIES, rows, columns=list(rows[0]))
-    if seen:
-        await session.execute(
-            update(Identity), [{"id": i, "last_seen_at": t} for i, t in seen.items()]
-        )
+    await update_rows(session, IDENTITIES, [{"id": i, "last_seen_at": t} for i, t in seen.items()])

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from domain import profile
+from domain.activity.seen import widen_seen
 from domain.errors import DomainError
 from domain.identity import merging
 from store.db import Database
@@ -88,6 +89,8 @@ async def enrich(
                 customer_id=customer_id, from_stage=None, to_stage=stage, at=at, actor="t"
             )
         )
+    async with db.write() as session:  # the seen window covers the activity, as the worker keeps it
+        await widen_seen(session, [customer_id], at)
 
 
 async def test_merge_then_unmerge_restores_every_row_of_both_profiles(db) -> None:
