@@ -71,7 +71,8 @@ SCRATCH = """CREATE TABLE bench_events_copy (customer_type text, customer_value 
 # them with wall-clock timers (cProfile's cumulative times are not trustworthy for coroutines).
 STEPS = (
     ("domain.activity.bulk", "_land", "identity resolution (distinct identities)"),
-    ("domain.activity.bulk", "stored_event_keys", "de-duplication lookup"),
+    ("domain.activity.ingest", "land_on_holders", "  of which: held identifiers"),
+    ("domain.activity.ingest", "resolve_batch", "  of which: resolve_batch (new ones)"),
     ("domain.activity.bulk", "copy_rows", "COPY of the rows"),
     ("domain.activity.channels", "count_new", "channel summaries"),
     ("domain.activity.bulk", "mark", "marking profiles dirty"),

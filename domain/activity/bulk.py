@@ -10,7 +10,8 @@ COPY on PostgreSQL, the channel summaries take the new rows, and the touched pro
 marked for the derived-state worker. Only raw facts are written here.
 
 What differs is the cost. A batch of N items names far fewer people, so identity resolution
-runs once per distinct identity, not once per item: each distinct identity is resolved (in the
+runs once per distinct identity, not once per item: each distinct identity goes through
+ingest's own landing (`_land`: the holder of a held identifier, else `resolve_batch`; in the
 batch's transaction, so locks and merges behave as for the API) with the earliest and the
 latest time its items carry, which is all a profile's and an identity's first and last seen
 take from them; the items are then mapped to their profile in Python. The statements of a
@@ -20,8 +21,7 @@ channel summaries, one mark, and identity resolution's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,12 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import domain.activity.channels as channels
 from domain.access.erasure import ErasurePolicy
 from domain.activity.ingest import (
+    EVENTS,
+    ORDERS,
     EventItem,
     IngestOutcome,
     OrderItem,
     _check_event,
     _check_order,
     _checked,
+    _Kind,
     _land,
 )
 from domain.derived.batches import transact
@@ -44,34 +47,12 @@ from domain.derived.marks import mark
 from domain.errors import DomainError
 from store.bulk_rows import copy_rows
 from store.db import Database
-from store.models import Event, Order
-from store.stored_keys import stored_event_keys, stored_order_keys
 from store.types import utcnow
 
 __all__ = ["import_events", "import_orders"]
 
 Identity = tuple[str, str]
 Row = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    """What differs between importing events and orders."""
-
-    name: str  # the argument of the API's mutation, for field paths
-    model: Any
-    time: str  # the row's time column
-    key: Callable[[Row], Any]  # row -> de-duplication key (None: never a duplicate)
-    stored: Callable[[AsyncSession, list[Any]], Any]  # keys -> awaitable of those stored
-
-
-EVENTS = _Kind(
-    "events", Event, "occurred_at", lambda row: row["idempotency_key"], stored_event_keys
-)
-ORDERS = _Kind(
-    "orders", Order, "placed_at", lambda row: (row["source"], row["external_id"]),
-    stored_order_keys,
-)  # fmt: skip
 
 
 def _spans(
@@ -115,7 +96,7 @@ async def _import(
         landed = await _land(session, wanted, region, actor, erased)
         profile_of = {identity: landed[n] for n, identity, _ in wanted}
         keys = {k for row in checked if not isinstance(row, DomainError) and (k := kind.key(row))}
-        seen = await kind.stored(session, list(keys)) if keys else set()
+        seen = await kind.existing(session, list(keys)) if keys else set()
         refused: list[DomainError] = []
         fresh: list[Row] = []
         duplicates = 0
