@@ -95,7 +95,8 @@ async def _import(
     async def work(session: AsyncSession) -> IngestOutcome:
         landed = await _land(session, wanted, region, actor, erased)
         profile_of = {identity: landed[n] for n, identity, _ in wanted}
-        keys = {k for row in checked if not isinstance(row, DomainError) and (k := kind.key(row))}
+        keys = {kind.key(row) for row in checked if not isinstance(row, DomainError)}
+        keys.discard(None)  # an event without a key is never a duplicate
         seen = await kind.existing(session, list(keys)) if keys else set()
         refused: list[DomainError] = []
         fresh: list[Row] = []
