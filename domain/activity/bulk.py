@@ -42,6 +42,7 @@ from domain.activity.ingest import (
     _Kind,
     _land,
 )
+from domain.activity.seen import spans
 from domain.derived.batches import transact
 from domain.derived.marks import mark
 from domain.errors import DomainError
@@ -121,7 +122,9 @@ async def _import(
             await copy_rows(session, kind.model.__table__, fresh, columns=list(fresh[0]))
             await channels.count_new(session, **{kind.name: fresh})
         landed_on = {t for t in profile_of.values() if not isinstance(t, DomainError)}
-        await mark(session, landed_on, actor, now)  # metrics, RULE tags, stage, segments follow
+        # Metrics, RULE tags, stage, segments and the seen window follow in the worker.
+        stored = spans((row["customer_id"], row[kind.time]) for row in fresh)
+        await mark(session, landed_on, actor, now, seen=stored)
         touched = sorted({row["customer_id"] for row in fresh})
         return IngestOutcome(len(fresh), duplicates, tuple(refused), tuple(touched))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.activity import bulk, ingest
@@ -152,9 +152,13 @@ async def _snapshot(db: Database, prefix: str) -> dict[str, Any]:
                 .where(CustomerChannel.customer_id == customer_id)
                 .order_by(CustomerChannel.channel)
             )  # fmt: skip
-            dirty = await session.scalar(
-                select(func.count()).where(CustomerDirty.customer_id == customer_id)
-            )
+            dirty = (  # the mark, and the span of activity the worker widens seen times by
+                await session.execute(
+                    select(CustomerDirty.seen_first, CustomerDirty.seen_last).where(
+                        CustomerDirty.customer_id == customer_id
+                    )
+                )
+            ).all()
             out[email] |= {
                 "customer": (customer.first_seen_at, customer.last_seen_at, customer.status),
                 "events": [(t, c, o, name(k) if k else k) for t, c, o, k in events],
