@@ -11,7 +11,9 @@ of each sending the batch's ids.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
@@ -61,11 +63,13 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """A batch brought up to date: its profiles, and how long each had waited (seconds, from
-    its mark to the batch's commit)."""
+    """A batch brought up to date: its profiles, how long each had waited (seconds, from
+    its mark to the batch's commit), and how long the batch took (claim to commit; set by
+    `work_once`)."""
 
     customers: int = 0
     lags: tuple[float, ...] = field(default=())
+    seconds: float = 0.0
 
 
 async def claim(
@@ -154,7 +158,9 @@ async def work_once(
     db: Database, limit: int = DEFAULT_BATCH, *, lease: timedelta = DEFAULT_LEASE
 ) -> BatchResult:
     """One batch: claim, then bring up to date."""
-    return await bring_up_to_date(db, await claim(db, limit, lease=lease))
+    started = time.perf_counter()
+    result = await bring_up_to_date(db, await claim(db, limit, lease=lease))
+    return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
 
 async def drain(db: Database, limit: int = DEFAULT_BATCH) -> int:
