@@ -45,8 +45,8 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
-    true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -197,30 +197,23 @@ def _refuse_cycle(
                 stack.append(read)
 
 
-def _in_scope(column: Any, scope: Scope | None) -> Any:
-    return true() if scope is None else column.in_(scope)
-
-
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     rule: RuleTag
     matches: CustomerFilter
 
 
-def _evaluated(level: Sequence[_Compiled], scope: Scope | None) -> CTE:
-    """Every condition of the level, once per profile in scope: a row per profile with its
-    status and a column per RULE tag (`m<i>`: its condition, NULL counting as false). Over a
-    batch it is MATERIALIZED: the conditions read each profile (and its metrics) once,
-    whatever the number of tags and of statements reading them. Over everyone it is inlined
-    (NOT MATERIALIZED), so that the planner sees the condition of a tag (each tag is a level
-    of its own then) and may serve it by an index."""
+def _evaluated(level: Sequence[_Compiled], scope: Scope) -> CTE:
+    """Every condition of the level, once per profile of the batch: a row per profile with its
+    status and a column per RULE tag (`m<i>`: its condition, NULL counting as false),
+    MATERIALIZED: the conditions read each profile (and its metrics) once, whatever the number
+    of tags and of statements reading them."""
     columns: list[Any] = [Customer.id.label("customer_id"), Customer.status.label("status")]
     columns += [c.matches.predicate.label(f"m{i}") for i, c in enumerate(level)]
-    evaluated = select(*columns).where(_in_scope(Customer.id, scope))
+    evaluated = select(*columns).where(Customer.id.in_(scope))
     if any(c.matches.joins_metrics for c in level):
         evaluated = evaluated.outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Customer.id)
-    prefix = "NOT MATERIALIZED" if scope is None else "MATERIALIZED"
-    return evaluated.cte("evaluated").prefix_with(prefix)
+    return evaluated.cte("evaluated").prefix_with("MATERIALIZED")
 
 
 def _holds(level: Sequence[_Compiled], evaluated: CTE, tag: Any) -> ColumnElement[bool]:
@@ -230,15 +223,15 @@ def _holds(level: Sequence[_Compiled], evaluated: CTE, tag: Any) -> ColumnElemen
     return case(*((tag == c.rule.id, evaluated.c[f"m{i}"]) for i, c in enumerate(level)))
 
 
-async def _evaluate(
+async def _evaluate_batch(
     session: AsyncSession,
     level: Sequence[_Compiled],
     now: datetime,
-    scope: Scope | None,
+    scope: Scope,
     written_after: int,
 ) -> list[RuleResult]:
     """Bring the holders of these RULE tags (none reads another) in step with their conditions,
-    for everyone or `scope`, in one set of statements whatever their number: an INSERT ...
+    for the profiles of `scope`, in one set of statements whatever their number: an INSERT ...
     SELECT of the (profile, tag) pairs that match and are not held, then the holders that
     stopped matching removed, each with its history and events. `written_after`: the highest
     assignment id before this evaluation began. The rule is the actor of what it assigns and
@@ -301,11 +294,76 @@ async def _evaluate(
             ~func.coalesce(_holds(level, e, holder.tag_id), false()),
         )
     )
-    leaving = TagAssignment.id.in_(stopped)
+    leaving = and_(TagAssignment.tag_id.in_(ids), TagAssignment.id.in_(stopped))
     removed = await tag_records.remove_by_tag(
         session, "REMOVED", leaving, keys, RULE_SOURCE, actor_of(TagAssignment.tag_id), now
     )
     return [RuleResult(c.rule.id, c.rule.key, added[c.rule.id], removed[c.rule.id]) for c in level]
+
+
+async def _evaluate_everyone(
+    session: AsyncSession,
+    rule: RuleTag,
+    matches: CustomerFilter,
+    now: datetime,
+    written_after: int,
+) -> RuleResult:
+    """Bring one RULE tag's holders in step with its condition, over everyone: each condition
+    in statements of its own, so that the planner sees it whole (an index on what it reads
+    may serve it; the full runs turn nested loops off). `written_after`: the highest
+    assignment id before this evaluation began. The rule is the actor of what it assigns and
+    removes (`rule:<key>`), whichever write or sweep ran it."""
+    actor = rule_actor(rule.key)
+    held = select(TagAssignment.id).where(
+        TagAssignment.tag_id == rule.id, TagAssignment.customer_id == Customer.id
+    )
+    entering = matches.apply(
+        select(
+            Customer.id,
+            literal(rule.id, TagAssignment.tag_id.type),
+            literal(RULE_SOURCE, TagAssignment.source.type),
+            literal(actor, TagAssignment.actor.type),
+            literal(now, UTCDateTime()),
+        ).where(~held.exists())
+    )
+    added = await session.execute(
+        insert(TagAssignment).from_select(
+            ["customer_id", "tag_id", "source", "actor", "assigned_at"], entering
+        )
+    )
+    added_count = int(added.rowcount or 0)  # type: ignore[attr-defined]
+    if added_count:
+        # History and events read back the rows just written rather than evaluate the
+        # condition twice more.
+        fresh = and_(
+            TagAssignment.tag_id == rule.id,
+            TagAssignment.id > written_after,
+            TagAssignment.assigned_at == now,
+        )
+        await tag_records.history(session, "ASSIGNED", fresh, None, RULE_SOURCE, actor, now)
+        await session.execute(
+            tag_records.events(
+                session,
+                "tag.assigned",
+                select(TagAssignment.customer_id).where(fresh),
+                rule.key,
+                None,
+                now,
+            )
+        )
+    # Holders that stopped matching (a profile no longer live keeps what it held: merges and
+    # unmerges move those rows themselves).
+    still = select(Customer.id).where(
+        Customer.id == TagAssignment.customer_id,
+        or_(Customer.status != "ACTIVE", matches.predicate),
+    )
+    if matches.joins_metrics:
+        still = still.outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Customer.id)
+    leaving = and_(TagAssignment.tag_id == rule.id, ~still.exists())
+    removed = await tag_records.remove(
+        session, "REMOVED", leaving, rule.key, RULE_SOURCE, actor, now
+    )
+    return RuleResult(rule.id, rule.key, added_count, removed)
 
 
 def _compiled(catalog: Catalog, rule: RuleTag, now: datetime) -> CustomerFilter | None:
@@ -316,23 +374,17 @@ def _compiled(catalog: Catalog, rule: RuleTag, now: datetime) -> CustomerFilter 
         return None
 
 
-def _levels(
-    rules: Sequence[RuleTag], catalog: Catalog, now: datetime, scope: Scope | None
-) -> list[list[_Compiled]]:
-    """The RULE tags in evaluation order, grouped: a tag's group comes after the groups of the
-    RULE tags it reads, so a group's tags can be evaluated together. Over everyone (`scope`
-    None) each tag is a group of its own, so that its condition alone decides the plan (an
-    index on what it reads may serve it); over a batch of profiles the groups are as few as
-    the dependencies allow (none: one group), which bounds a batch's statements."""
+def _levels(rules: Sequence[RuleTag], catalog: Catalog, now: datetime) -> list[list[_Compiled]]:
+    """The RULE tags grouped for a batch: a tag's group comes after the groups of the RULE
+    tags it reads, so a group's tags can be evaluated together; the groups are as few as the
+    dependencies allow (none: one group), which bounds a batch's statements."""
     ordered = _in_order(rules, catalog)
     keys = {rule.key for rule in ordered}
     depth: dict[str, int] = {}
     levels: list[list[_Compiled]] = []
     for rule in ordered:
         reads = _reads(rule.condition, catalog) & keys
-        depth[rule.key] = (
-            len(levels) if scope is None else 1 + max((depth.get(k, -1) for k in reads), default=-1)
-        )
+        depth[rule.key] = 1 + max((depth.get(k, -1) for k in reads), default=-1)
         matches = _compiled(catalog, rule, now)
         if matches is None:
             continue
@@ -351,11 +403,16 @@ async def _evaluate_in_order(
 ) -> list[RuleResult]:
     highest = select(func.coalesce(func.max(TagAssignment.id), 0))
     written_after = int(await session.scalar(highest) or 0)
-    if scope is None:
-        await no_nested_loops(session)
     results = []
-    for level in _levels(rules, catalog, now, scope):
-        results.extend(await _evaluate(session, level, now, scope, written_after))
+    if scope is None:  # over everyone: a tag at a time, in dependency order
+        await no_nested_loops(session)
+        for rule in _in_order(rules, catalog):
+            matches = _compiled(catalog, rule, now)
+            if matches is not None:
+                results.append(await _evaluate_everyone(session, rule, matches, now, written_after))
+        return results
+    for level in _levels(rules, catalog, now):  # a batch: the tags of a level together
+        results.extend(await _evaluate_batch(session, level, now, scope, written_after))
     return results
 
 
