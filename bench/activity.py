@@ -204,6 +204,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--customers", type=int, default=200_000, help="recompute: customers")
     parser.add_argument("--orders", type=int, default=1_000_000, help="recompute: orders")
+    parser.add_argument("--suffix", default="", help="results file name suffix")
     parser.add_argument(
         "--database-url", default=os.environ.get("C360_BENCH_DATABASE_URL", DEFAULT_URL)
     )
@@ -217,7 +218,7 @@ def main(argv: list[str]) -> int:
     recompute = asyncio.run(_timed_recompute(server, args.customers, args.orders))
     table = Table(title=f"ingest, batches of {args.batch} ({args.items} items each)")
     columns = ("what", "ours items/s", "plain INSERT rows/s", "plain/ours", "ours/plain")
-    for column in (*columns, "lag p99 s", "drained after s"):
+    for column in (*columns, "lag p50 s", "lag p99 s", "drained after s", "worker profiles/s"):
         table.add_column(column)
     for kind in ("events", "orders"):
         o, p = ours[f"{kind}_per_s"], plain[f"{kind}_per_s"]
@@ -228,8 +229,10 @@ def main(argv: list[str]) -> int:
             f"{p:,.0f}",
             f"{p / o:.2f}x",
             f"{o / p:.2f}x",
+            f"{waited['p50_s']:.2f}",
             f"{waited['p99_s']:.2f}",
             f"{waited['drained_after_writes_s']:.2f}",
+            f"{waited['worker_profiles_per_s'] or 0:,.0f}",
         )
     console.print(table)
     console.print(f"load average before {load_before}, after {load_after}")
@@ -255,5 +258,6 @@ def main(argv: list[str]) -> int:
             "load_average": {"before": load_before, "after": load_after},
             "recompute": recompute,
         },
+        args.suffix,
     )
     return 0

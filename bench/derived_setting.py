@@ -59,9 +59,11 @@ class Lag:
 
     samples: list[float] = field(default_factory=list)
     drained_after_s: float | None = None
+    batch_seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.samples) or [0.0]
+        busy = sum(self.batch_seconds)
 
         def at(q: float) -> float:
             return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
@@ -73,6 +75,12 @@ class Lag:
             "max_s": round(ordered[-1], 3),
             "mean_s": round(statistics.fmean(ordered), 3),
             "drained_after_writes_s": self.drained_after_s,
+            # The worker's throughput while it works (profiles over the time its batches
+            # took, claim to commit), and its batches.
+            "worker_profiles_per_s": round(len(self.samples) / busy, 1) if busy else None,
+            "batches": len(self.batch_seconds),
+            "batch_p50_s": round(statistics.median(self.batch_seconds or [0.0]), 3),
+            "batch_max_s": round(max(self.batch_seconds or [0.0]), 3),
         }
 
 
@@ -93,13 +101,10 @@ class Worker:
 
     log: Path
 
-    def lags_since(self, start: float) -> list[float]:
-        lags: list[float] = []
-        for line in self.log.read_text(encoding="utf-8").splitlines():
-            batch = json.loads(line)
-            if batch["at"] >= start:
-                lags.extend(batch["lags"])
-        return lags
+    def batches_since(self, start: float) -> list[dict[str, Any]]:
+        """The batches committed since `start` (epoch seconds): at, lags, seconds."""
+        lines = self.log.read_text(encoding="utf-8").splitlines()
+        return [batch for batch in map(json.loads, lines) if batch["at"] >= start]
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +133,9 @@ async def sampling(db: Database, worker: Worker) -> AsyncIterator[Lag]:
     start = time.time()
     yield lag
     await drained(db, lag)
-    lag.samples = worker.lags_since(start)
+    done = worker.batches_since(start)
+    lag.samples = [waited for batch in done for waited in batch["lags"]]
+    lag.batch_seconds = [batch["seconds"] for batch in done]
 
 
 def load_average() -> list[float]:

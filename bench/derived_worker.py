@@ -1,7 +1,8 @@
 """`python -m bench.derived_worker URL FILE`: the derived-state worker (service.deriving) as
 `c360 work` runs it, appending one JSON line per batch to FILE: when it committed (epoch
-seconds) and how long each of its profiles had waited, from its mark to that commit. The
-benchmarks read the lag of derived state from there (bench.derived_setting)."""
+seconds), how long each of its profiles had waited, from its mark to that commit, and how
+long the batch took (claim to commit). The benchmarks read the lag of derived state and the
+worker's throughput from there (bench.derived_setting)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ async def _run(url: str, path: str) -> None:
     with open(path, "a", encoding="utf-8") as out:
 
         def record(result: BatchResult) -> None:
-            out.write(json.dumps({"at": time.time(), "lags": result.lags}) + "\n")
+            batch = {"at": time.time(), "lags": result.lags, "seconds": result.seconds}
+            out.write(json.dumps(batch) + "\n")
             out.flush()
 
         try:

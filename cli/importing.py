@@ -29,8 +29,20 @@ def import_command(
         typer.Option("--format", help="csv or jsonl (default: by the file's extension)."),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Records per transaction (at least 1).")
-    ] = 1000,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Records per transaction (default: 1,000 customers, 5,000 events or orders).",
+        ),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Events and orders: records read ahead and grouped by person before they are "
+            "batched (default: 10 batches).",
+        ),
+    ] = None,
     rejects: Annotated[
         Path | None,
         typer.Option(help="Where refused records go (default: FILE.rejects.jsonl beside it)."),
@@ -62,6 +74,7 @@ def import_command(
                 file_format=chosen,
                 batch_size=batch_size,
                 rejects_path=rejects_path,
+                window=window,
                 progress=update,
             )
 
@@ -82,7 +95,7 @@ def import_command(
     rows |= {
         "rejected": result.rejected,
         "batches": result.batches,
-        "batches retried row by row": result.retried_batches,
+        "batches retried in parts": result.retried_batches,
         "seconds": seconds,
         "reject file": result.rejects_path,
     }

@@ -106,23 +106,25 @@ def read_csv(lines: Iterable[str]) -> Iterator[Record]:
     header = next(reader, None)
     if header is None:
         return
+    paths = [name.strip().split(".") for name in header]  # once, not once a record
     start = reader.line_num + 1
     for cells in reader:
         line, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
+        if not "".join(cells).strip():
             continue
         if len(cells) != len(header):
             message = f"{len(cells)} cells under a header of {len(header)} columns"
             yield Record(line, InvalidInput(message, code="MALFORMED_ROW"))
             continue
         data: dict[str, Any] = {}
-        for name, cell in zip(header, cells, strict=True):
-            if cell != "":
-                *parents, last = name.strip().split(".")
-                target = data
-                for parent in parents:
-                    target = target.setdefault(parent, {})
-                target[last] = cell
+        for path, cell in zip(paths, cells, strict=True):
+            if cell == "":
+                continue
+            *parents, last = path
+            target = data
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[last] = cell
         yield Record(line, data)
 
 

@@ -3,11 +3,13 @@ entry points as the API (identify_batch, track_events, record_orders), so identi
 and the write cascade run exactly as for a mutation.
 
 It streams: records are read one at a time and loaded `batch_size` at a time, one transaction
-per batch (the domain's). A record the domain refuses goes to the reject file with its line,
-code, field path and message, and the rest of its batch still lands. A batch that fails as a
-whole (an error that is not a refusal of one item) rolls back, then is retried one record at a
-time, so only the records that fail alone are rejected. A database that cannot be reached
-stops the import instead: that is no fault of the rows.
+per batch (the domain's; events and orders through domain.activity.bulk, which resolves each
+distinct identity of a batch once, and regrouped by person before they are batched:
+`import_file`). A record the domain refuses goes to the reject file with its line, code, field
+path and message, and the rest of its batch still lands. A batch that fails as a whole (an
+error that is not a refusal of one item) rolls back, then is retried in halves, split again
+while they fail, so only the records that fail alone are rejected. A database that cannot be
+reached stops the import instead: that is no fault of the rows.
 
 A re-run is idempotent: events are de-duplicated by their idempotency key (derived from line
 and content when the file has none, `service.import_rows`), orders by (source, externalId),
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from domain.access.erasure import ErasurePolicy
-from domain.activity import ingest
+from domain.activity import bulk, ingest
 from domain.errors import DomainError
 from domain.identity.linking import IdentifyInput, identify_batch
 from service.import_rows import ByteCounter, Item, Record, item_parser, read_csv, read_jsonl
@@ -31,6 +33,13 @@ from service.settings import Settings
 from store.db import Database, is_unavailable
 
 ACTOR = "cli:import"
+# Records a transaction, by kind. Events and orders come in larger batches: their statements do
+# not grow with the rows (domain.activity.bulk), so a larger batch spreads them thinner. On
+# PostgreSQL a batch holds an advisory lock per distinct identity it names (and, with the
+# per-row key trigger of c14_partitions, one per event): the server's lock table
+# (max_locks_per_transaction) bounds how large it may usefully be.
+DEFAULT_BATCH = {"customers": 1000, "events": 5000, "orders": 5000}
+GROUPED_BATCHES = 10  # events and orders: batches read ahead and regrouped by person
 ROW_FAILED = "ROW_FAILED"
 
 
@@ -107,7 +116,7 @@ class _Domain:
         return tally
 
     async def events(self, db: Database, items: Sequence[ingest.EventItem]) -> _Tally:
-        outcome = await ingest.track_events(
+        outcome = await bulk.import_events(
             db,
             items,
             region=self.region,
@@ -120,7 +129,7 @@ class _Domain:
         )
 
     async def orders(self, db: Database, items: Sequence[ingest.OrderItem]) -> _Tally:
-        outcome = await ingest.record_orders(
+        outcome = await bulk.import_orders(
             db, items, region=self.region, actor=ACTOR, rates=self.rates, erased=self.erased
         )
         return _Tally(
@@ -178,34 +187,38 @@ async def _load_batch(
     items: list[tuple[int, Item]],
     result: ImportResult,
     rejects: _Rejects,
+    *,
+    part: bool = False,
 ) -> None:
-    """One transaction for the batch; if it fails whole, one per record."""
-    if not items:
-        return
+    """One transaction for the batch; if it fails whole, one for each half, split again while
+    it fails, down to the records that fail alone: a few dozen transactions find one bad
+    record among thousands."""
     try:
-        tallies = [(items, await load(db, [item for _, item in items]))]
+        tally = await load(db, [item for _, item in items])
     except Exception as error:
         if is_unavailable(error):
             raise
         if len(items) == 1:
             rejects.write(items[0][0], [_failure(error)])
             return
-        result.retried_batches += 1
-        tallies = []
-        for single in items:
-            try:
-                tallies.append(([single], await load(db, [single[1]])))
-            except Exception as alone:
-                if is_unavailable(alone):
-                    raise
-                rejects.write(single[0], [_failure(alone)])
-    for loaded_items, tally in tallies:
-        result.loaded += tally.loaded
-        result.duplicates += tally.duplicates
-        result.created += tally.created
-        result.warnings += tally.warnings
-        for index, errors in sorted(tally.refused.items()):
-            rejects.write(loaded_items[index][0], errors)
+        result.retried_batches += not part
+        half = len(items) // 2
+        for half_items in (items[:half], items[half:]):
+            await _load_batch(db, load, half_items, result, rejects, part=True)
+        return
+    result.loaded += tally.loaded
+    result.duplicates += tally.duplicates
+    result.created += tally.created
+    result.warnings += tally.warnings
+    for index, errors in sorted(tally.refused.items()):
+        rejects.write(items[index][0], errors)
+
+
+def _by_person(items: list[tuple[int, Item]]) -> list[tuple[int, Item]]:
+    """Events and orders of the same identity next to each other, people in the order the file
+    first names them, each person's records in file order."""
+    first: dict[tuple[str, str], int] = {}
+    return sorted(items, key=lambda pair: first.setdefault(pair[1].identity, len(first)))  # type: ignore[union-attr]
 
 
 async def import_file(
@@ -215,11 +228,21 @@ async def import_file(
     kind: str,
     source: Path,
     file_format: str,
-    batch_size: int,
+    batch_size: int | None = None,
     rejects_path: Path,
+    window: int | None = None,
     progress: Callable[[int, int | None], None] = lambda _done, _total: None,
 ) -> ImportResult:
-    """Import `source`; `progress` hears (bytes read, file size) after every batch."""
+    """Import `source`; `progress` hears (bytes read, file size) after every batch.
+
+    Events and orders are read `window` records at a time (default: GROUPED_BATCHES batches)
+    and regrouped by the identity they name before they are cut into batches: a batch then
+    names few people, and identity resolution, which costs per distinct person in a batch,
+    runs a few times per person instead of once per record. Customers keep the file's order
+    (a later record of a person may change what an earlier one set)."""
+    batch_size = batch_size or DEFAULT_BATCH[kind]
+    grouped = kind != "customers"
+    window = window or batch_size * (GROUPED_BATCHES if grouped else 1)
     load: Loader = getattr(_Domain(settings), kind)
     parse = item_parser(kind, file_format)
     read = read_csv if file_format == "csv" else read_jsonl
@@ -228,17 +251,22 @@ async def import_file(
     result = ImportResult(kind, rejects_path=str(rejects_path))
     with source.open("rb") as stream, rejects_path.open("w", encoding="utf-8") as out:
         rejects = _Rejects(out)
-        for batch in _batches(read(counter.lines(stream)), batch_size):
-            result.read += len(batch)
-            result.batches += 1
+        for records in _batches(read(counter.lines(stream)), window):
+            result.read += len(records)
             items: list[tuple[int, Item]] = []
-            for record in batch:
+            for record in records:
                 try:
                     items.append((record.line, parse(record)))
                 except DomainError as error:
                     rejects.write(record.line, [error])
-            await _load_batch(db, load, items, result, rejects)
+            if grouped:
+                items = _by_person(items)
+            for start in range(0, len(items), batch_size):
+                result.batches += 1
+                await _load_batch(db, load, items[start : start + batch_size], result, rejects)
+                progress(counter.read, total)
+            if not items:
+                progress(counter.read, total)
             rejects.flush()
-            progress(counter.read, total)
     result.rejected = rejects.count
     return result

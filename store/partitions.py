@@ -51,8 +51,13 @@ async def stored_event_keys(session: AsyncSession, keys: list[str]) -> set[str]:
             select(Event.idempotency_key).where(any_of(session, Event.idempotency_key, keys))
         )
         return {key for key in found if key is not None}
+    # A join on the unnested keys, not `= ANY(:keys)`: a generic plan cached while the table
+    # was small kept scanning it whole for every batch once it had grown.
     rows = await session.scalars(
-        text(f"SELECT idempotency_key FROM {EVENT_KEYS} WHERE idempotency_key = ANY(:keys)"),
+        text(
+            f"SELECT k.idempotency_key FROM {EVENT_KEYS} AS k "
+            "JOIN unnest(CAST(:keys AS varchar[])) AS given (key) ON k.idempotency_key = given.key"
+        ),
         {"keys": keys},
     )
     return set(rows)

@@ -11,7 +11,9 @@ of each sending the batch's ids.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
@@ -35,6 +37,13 @@ T = TypeVar("T")
 log = logging.getLogger("c360.derived")
 
 DEFAULT_BATCH = 2000
+# What a batch sends, whatever its number of profiles and of RULE tags and materialized
+# segments: at most 42 statements (39 measured on SQLite, 36 on PostgreSQL) when no RULE tag
+# reads another and no materialized segment reads another (one level each) and the lifecycle
+# settles in three passes. Each further level adds up to 7 (RULE tags reading RULE tags) or 4
+# (segments reading materialized segments), each further lifecycle pass 5
+# (tests/integration/test_derived_state.py).
+BATCH_STATEMENTS = 42
 DEFAULT_LEASE = timedelta(seconds=60)
 SETTLE_POLL_SECONDS = 0.02
 INLINE_TIMEOUT_SECONDS = 30.0
@@ -56,11 +65,13 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """A batch brought up to date: its profiles, and how long each had waited (seconds, from
-    its mark to the batch's commit)."""
+    """A batch brought up to date: its profiles, how long each had waited (seconds, from
+    its mark to the batch's commit), and how long the batch took (claim to commit; set by
+    `work_once`)."""
 
     customers: int = 0
     lags: tuple[float, ...] = field(default=())
+    seconds: float = 0.0
 
 
 async def claim(
@@ -151,7 +162,9 @@ async def work_once(
     db: Database, limit: int = DEFAULT_BATCH, *, lease: timedelta = DEFAULT_LEASE
 ) -> BatchResult:
     """One batch: claim, then bring up to date."""
-    return await bring_up_to_date(db, await claim(db, limit, lease=lease))
+    started = time.perf_counter()
+    result = await bring_up_to_date(db, await claim(db, limit, lease=lease))
+    return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
 
 async def drain(db: Database, limit: int = DEFAULT_BATCH) -> int:

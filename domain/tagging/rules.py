@@ -29,13 +29,27 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, literal, or_, select, true
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 import domain.tagging.records as tag_records
 from domain.conditions.catalog import referenced_tags
@@ -183,21 +197,122 @@ def _refuse_cycle(
                 stack.append(read)
 
 
-def _in_scope(column: Any, scope: Scope | None) -> Any:
-    return true() if scope is None else column.in_(scope)
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    rule: RuleTag
+    matches: CustomerFilter
 
 
-async def _evaluate(
+def _evaluated(level: Sequence[_Compiled], scope: Scope) -> CTE:
+    """Every condition of the level, once per profile of the batch: a row per profile with its
+    status and a column per RULE tag (`m<i>`: its condition, NULL counting as false),
+    MATERIALIZED: the conditions read each profile (and its metrics) once, whatever the number
+    of tags and of statements reading them."""
+    columns: list[Any] = [Customer.id.label("customer_id"), Customer.status.label("status")]
+    columns += [c.matches.predicate.label(f"m{i}") for i, c in enumerate(level)]
+    evaluated = select(*columns).where(Customer.id.in_(scope))
+    if any(c.matches.joins_metrics for c in level):
+        evaluated = evaluated.outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Customer.id)
+    return evaluated.cte("evaluated").prefix_with("MATERIALIZED")
+
+
+def _holds(level: Sequence[_Compiled], evaluated: CTE, tag: Any) -> ColumnElement[bool]:
+    """The condition of the RULE tag whose id is `tag` (a column), read from `evaluated`."""
+    if len(level) == 1:
+        return evaluated.c.m0
+    return case(*((tag == c.rule.id, evaluated.c[f"m{i}"]) for i, c in enumerate(level)))
+
+
+async def _evaluate_batch(
+    session: AsyncSession,
+    level: Sequence[_Compiled],
+    now: datetime,
+    scope: Scope,
+    written_after: int,
+) -> list[RuleResult]:
+    """Bring the holders of these RULE tags (none reads another) in step with their conditions,
+    for the profiles of `scope`, in one set of statements whatever their number: an INSERT ...
+    SELECT of the (profile, tag) pairs that match and are not held, then the holders that
+    stopped matching removed, each with its history and events. `written_after`: the highest
+    assignment id before this evaluation began. The rule is the actor of what it assigns and
+    removes (`rule:<key>`), whichever write or sweep ran it."""
+    ids = [c.rule.id for c in level]
+    keys = {c.rule.id: c.rule.key for c in level}
+    actors = {c.rule.id: rule_actor(c.rule.key) for c in level}
+
+    def actor_of(tag: Any) -> ColumnElement[str]:
+        return case(actors, value=tag)
+
+    e = _evaluated(level, scope)
+    held = select(TagAssignment.id).where(
+        TagAssignment.customer_id == e.c.customer_id, TagAssignment.tag_id == TagDefinition.id
+    )
+    entering = (
+        select(
+            e.c.customer_id,
+            TagDefinition.id,
+            literal(RULE_SOURCE, TagAssignment.source.type),
+            actor_of(TagDefinition.id),
+            literal(now, UTCDateTime()),
+        )
+        .select_from(e)
+        .join(TagDefinition, TagDefinition.id.in_(ids))
+        .where(_holds(level, e, TagDefinition.id), ~held.exists())
+    )
+    added = Counter(
+        (
+            await session.scalars(
+                insert(TagAssignment)
+                .from_select(["customer_id", "tag_id", "source", "actor", "assigned_at"], entering)
+                .returning(TagAssignment.tag_id)
+            )
+        ).all()
+    )
+    if added:
+        # History and events read back the rows just written rather than evaluate the
+        # conditions twice more.
+        fresh = and_(
+            TagAssignment.tag_id.in_(ids),
+            TagAssignment.id > written_after,
+            TagAssignment.assigned_at == now,
+        )
+        await tag_records.history(
+            session, "ASSIGNED", fresh, None, RULE_SOURCE, actor_of(TagAssignment.tag_id), now
+        )
+        await session.execute(tag_records.events_by_tag(session, "tag.assigned", fresh, keys, now))
+    # Holders that stopped matching (a profile no longer live keeps what it held: merges and
+    # unmerges move those rows themselves), found from the evaluated profiles towards their
+    # assignments: the evaluation is never the inner side of a join, which a planner that
+    # underestimates a batch (its claim is new to the statistics) would scan per assignment.
+    holder = aliased(TagAssignment, name="holder")
+    stopped = (
+        select(holder.id)
+        .select_from(e)
+        .join(holder, and_(holder.customer_id == e.c.customer_id, holder.tag_id.in_(ids)))
+        .where(
+            e.c.status == "ACTIVE",
+            ~func.coalesce(_holds(level, e, holder.tag_id), false()),
+        )
+    )
+    leaving = and_(TagAssignment.tag_id.in_(ids), TagAssignment.id.in_(stopped))
+    removed = await tag_records.remove_by_tag(
+        session, "REMOVED", leaving, keys, RULE_SOURCE, actor_of(TagAssignment.tag_id), now
+    )
+    return [RuleResult(c.rule.id, c.rule.key, added[c.rule.id], removed[c.rule.id]) for c in level]
+
+
+async def _evaluate_everyone(
     session: AsyncSession,
     rule: RuleTag,
     matches: CustomerFilter,
     now: datetime,
-    scope: Scope | None,
     written_after: int,
 ) -> RuleResult:
-    """Bring one RULE tag's holders in step with its condition, for everyone or `scope`.
-    `written_after`: the highest assignment id before this evaluation began. The rule is the
-    actor of what it assigns and removes (`rule:<key>`), whichever write or sweep ran it."""
+    """Bring one RULE tag's holders in step with its condition, over everyone: each condition
+    in statements of its own, so that the planner sees it whole (an index on what it reads
+    may serve it; the full runs turn nested loops off). `written_after`: the highest
+    assignment id before this evaluation began. The rule is the actor of what it assigns and
+    removes (`rule:<key>`), whichever write or sweep ran it."""
     actor = rule_actor(rule.key)
     held = select(TagAssignment.id).where(
         TagAssignment.tag_id == rule.id, TagAssignment.customer_id == Customer.id
@@ -209,7 +324,7 @@ async def _evaluate(
             literal(RULE_SOURCE, TagAssignment.source.type),
             literal(actor, TagAssignment.actor.type),
             literal(now, UTCDateTime()),
-        ).where(~held.exists(), _in_scope(Customer.id, scope))
+        ).where(~held.exists())
     )
     added = await session.execute(
         insert(TagAssignment).from_select(
@@ -244,11 +359,7 @@ async def _evaluate(
     )
     if matches.joins_metrics:
         still = still.outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Customer.id)
-    leaving = and_(
-        TagAssignment.tag_id == rule.id,
-        ~still.exists(),
-        _in_scope(TagAssignment.customer_id, scope),
-    )
+    leaving = and_(TagAssignment.tag_id == rule.id, ~still.exists())
     removed = await tag_records.remove(
         session, "REMOVED", leaving, rule.key, RULE_SOURCE, actor, now
     )
@@ -263,6 +374,26 @@ def _compiled(catalog: Catalog, rule: RuleTag, now: datetime) -> CustomerFilter 
         return None
 
 
+def _levels(rules: Sequence[RuleTag], catalog: Catalog, now: datetime) -> list[list[_Compiled]]:
+    """The RULE tags grouped for a batch: a tag's group comes after the groups of the RULE
+    tags it reads, so a group's tags can be evaluated together; the groups are as few as the
+    dependencies allow (none: one group), which bounds a batch's statements."""
+    ordered = _in_order(rules, catalog)
+    keys = {rule.key for rule in ordered}
+    depth: dict[str, int] = {}
+    levels: list[list[_Compiled]] = []
+    for rule in ordered:
+        reads = _reads(rule.condition, catalog) & keys
+        depth[rule.key] = 1 + max((depth.get(k, -1) for k in reads), default=-1)
+        matches = _compiled(catalog, rule, now)
+        if matches is None:
+            continue
+        while len(levels) <= depth[rule.key]:
+            levels.append([])
+        levels[depth[rule.key]].append(_Compiled(rule, matches))
+    return [level for level in levels if level]
+
+
 async def _evaluate_in_order(
     session: AsyncSession,
     rules: Sequence[RuleTag],
@@ -272,14 +403,16 @@ async def _evaluate_in_order(
 ) -> list[RuleResult]:
     highest = select(func.coalesce(func.max(TagAssignment.id), 0))
     written_after = int(await session.scalar(highest) or 0)
-    if scope is None:
-        await no_nested_loops(session)
     results = []
-    for rule in _in_order(rules, catalog):
-        matches = _compiled(catalog, rule, now)
-        if matches is not None:
-            result = await _evaluate(session, rule, matches, now, scope, written_after)
-            results.append(result)
+    if scope is None:  # over everyone: a tag at a time, in dependency order
+        await no_nested_loops(session)
+        for rule in _in_order(rules, catalog):
+            matches = _compiled(catalog, rule, now)
+            if matches is not None:
+                results.append(await _evaluate_everyone(session, rule, matches, now, written_after))
+        return results
+    for level in _levels(rules, catalog, now):  # a batch: the tags of a level together
+        results.extend(await _evaluate_batch(session, level, now, scope, written_after))
     return results
 
 

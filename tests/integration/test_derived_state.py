@@ -9,18 +9,21 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from domain.activity import ingest as activity
 from domain.activity import metrics
 from domain.activity.ingest import OrderItem
 from domain.derived import batches, marks
+from domain.segments import definitions as segments
 from service.deriving import DerivedWorker
 from service.settings import Settings
 from store.db import Database
 from store.models import CustomerDirty
 from store.types import utcnow
+from tests.conftest import StatementCounter
 from tests.integration.test_rule_tags import holders, rule
+from tests.integration.test_segments import draft, stored_members
 
 RATES = {"CNY": Decimal(1)}
 BIG = {"orders": {"measure": "SUM", "op": "GTE", "value": 500}}
@@ -51,7 +54,8 @@ async def test_a_write_commits_raw_facts_and_the_worker_brings_derived_state_up(
     assert await dirty(db) == {wu: 1}
     assert set(await marks.behind_since(db, [wu])) == {wu}
     assert (await marks.backlog(db)).profiles == 1
-    assert await batches.drain(db) == 1
+    done = await batches.work_once(db)
+    assert (done.customers, len(done.lags)) == (1, 1) and done.seconds > 0
     assert await order_count(db, wu) == 1 and await holders(db, "big") == {wu}
     assert await dirty(db) == {} and await marks.behind_since(db, [wu]) == {}
     assert await marks.backlog(db) == marks.Backlog(0, None)
@@ -144,3 +148,55 @@ async def test_settle_does_not_wait_for_marks_of_writes_after_it(db) -> None:
     assert [c.customer_id for c in await batches.claim(db, only=[b])] == [b]  # a worker has it
     assert await batches.settle(db, [a, b], timeout=0) is True
     assert await order_count(db, a) == 1 and set(await dirty(db)) == {b}
+
+
+async def _define(db: Database, rules: range, materialized: range) -> None:
+    """RULE tags matching every buyer, and materialized segments (odd ones read a tag)."""
+    for n in rules:
+        await rule(db, f"r{n}", {"orders": {"measure": "SUM", "op": "GTE", "value": n + 1}})
+    for n in materialized:
+        condition = {"metric": {"name": "FREQUENCY", "op": "GTE", "value": 1}}
+        if n % 2:
+            condition = {"tag": {"key": f"r{n % 2}"}}
+        draft = segments.SegmentDraft(f"s{n}", f"s{n}", None, condition, True)
+        await segments.define_segment(db, draft)
+
+
+async def _batch_statements(db: Database, counter: StatementCounter, people: range) -> int:
+    """New buyers in one write, then the statements of the batch that derives their state."""
+    items = [OrderItem(("email", f"p{n}@x.com"), f"o-{n}", Decimal(900), "CNY") for n in people]
+    await activity.record_orders(db, items, region="CN", actor="shop", rates=RATES)
+    claimed = await batches.claim(db)
+    assert len(claimed) == len(people)
+    counter.reset()
+    await batches.bring_up_to_date(db, claimed)
+    return counter.count
+
+
+async def test_a_batch_s_statements_grow_with_neither_profiles_nor_rules(db) -> None:
+    """RULE tags, and materialized segments, are evaluated together, a level of their
+    dependencies at a time: a batch of 2 profiles with 2 RULE tags and 2 segments sends as many
+    statements as one of 12 profiles with 8 RULE tags and 6 segments."""
+    db.settle_writes = False
+    counter = StatementCounter()
+    event.listen(db.engine.sync_engine, "before_cursor_execute", counter)
+    await _define(db, range(2), range(2))
+    small = await _batch_statements(db, counter, range(2))
+    await _define(db, range(2, 8), range(2, 6))
+    large = await _batch_statements(db, counter, range(2, 14))
+    assert small == large <= batches.BATCH_STATEMENTS
+    assert len(await holders(db, "r7")) == 14  # every buyer: the batch did assign
+
+
+async def test_a_batch_evaluates_what_reads_a_rule_tag_or_a_segment_after_it(db) -> None:
+    """Levels: a RULE tag reading a RULE tag, and a materialized segment reading another, see
+    what the same batch just derived ("a-" keys sort first: only the dependencies order them)."""
+    db.settle_writes = False
+    await rule(db, "z_base", BIG)
+    await rule(db, "a_follower", {"tag": {"key": "z_base"}})
+    base = await segments.define_segment(db, draft("z-big", {"tag": {"key": "z_base"}}))
+    on_top = await segments.define_segment(db, draft("a-on-top", {"segment": {"key": "z-big"}}))
+    wu = await buy(db, "wu@x.com", "o-1")
+    assert await batches.drain(db) == 1
+    assert await holders(db, "a_follower") == {wu}
+    assert await stored_members(db, base.id) == await stored_members(db, on_top.id) == {wu}

@@ -283,3 +283,20 @@ async def test_progress_reports_bytes_read_up_to_the_file_size(
     assert len(seen) == 3 and all(total == size for _, total in seen)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert seen[-1][0] == size
+
+
+async def test_an_event_older_than_the_retention_goes_to_the_reject_file(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    old = json.dumps({**EVENTS[0], "occurredAt": "2020-01-01T00:00:00+00:00"})
+    path.write_text(f"{old}\n{json.dumps(EVENTS[1])}\n", encoding="utf-8")
+    kept = settings.model_copy(update={"event_retention_months": 120})  # back to 2016
+    assert (await run_import(db, kept, "events", path)).loaded == 2
+    path.write_text(f"{old}\n", encoding="utf-8")
+    one_year = settings.model_copy(update={"event_retention_months": 12})
+    result = await run_import(db, one_year, "events", path)
+    assert (result.loaded, result.rejected) == (0, 1)
+    assert [(r["line"], r["code"], r["field"]) for r in rejects_of(path)] == [
+        (1, "OUTSIDE_RETENTION", "occurredAt")
+    ]
