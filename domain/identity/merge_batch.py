@@ -130,36 +130,12 @@ async def merge_all(
             for merge_id, r, ids in zip(merge_ids, requests, linked_by, strict=True)
         ],
     )
-    for table in MOVED_TABLES:
-        for snapshot in snapshots:
-            snapshot[table.key] = []
-        moves = {}
-        for merged in chain.into:
-            moves[merged] = {"customer_id": chain.final(merged)}
-            if table.merge_column:
-                moves[merged][table.merge_column] = merge_ids[chain.path(merged)[-1]]
-        moved = await move_rows(session, table.model.__table__, "customer_id", moves)
-        for row_id, held_by in sorted(moved):
-            for index in chain.path(held_by):
-                snapshots[index][table.key].append(row_id)
+    await _move_rows(session, chain, merge_ids, snapshots)
     pairs = [(r.survivor_id, r.merged_id) for r in requests]
     tags = await merge_tags(session, pairs, chain.profiles)
     for snapshot, played in zip(snapshots, tags, strict=True):
         snapshot["tags"] = played
-    left = await session.execute(
-        delete(SegmentMembership)
-        .where(SegmentMembership.customer_id.in_(list(chain.into)))
-        .returning(
-            SegmentMembership.customer_id,
-            SegmentMembership.segment_id,
-            SegmentMembership.entered_at,
-        )
-    )
-    for snapshot in snapshots:
-        snapshot["memberships"] = []
-    for m in left:
-        snapshot = snapshots[chain.into[m.customer_id][1]]
-        snapshot["memberships"].append([str(m.segment_id), m.entered_at.isoformat()])
+    await _drop_memberships(session, chain, snapshots)
     await session.execute(
         update(Customer),
         [{"id": i, **{name: profiles[i][name] for name in WRITTEN}} for i in chain.profiles],
@@ -192,6 +168,49 @@ async def merge_all(
         MergeView(merge_id, r.survivor_id, r.merged_id, r.reason, actor, now, None, r.via, ids)
         for merge_id, r, ids in zip(merge_ids, requests, linked_by, strict=True)
     ]
+
+
+async def _move_rows(
+    session: AsyncSession,
+    chain: _Chain,
+    merge_ids: list[uuid.UUID],
+    snapshots: list[dict[str, Any]],
+) -> None:
+    """Move the merged-away profiles' rows of every moved table to their final survivor, in
+    one statement per table; each merge's snapshot lists the rows it moved."""
+    for table in MOVED_TABLES:
+        for snapshot in snapshots:
+            snapshot[table.key] = []
+        moves: dict[uuid.UUID, dict[str, Any]] = {}
+        for merged in chain.into:
+            moves[merged] = {"customer_id": chain.final(merged)}
+            if table.merge_column:  # the last merge that moved the row
+                moves[merged][table.merge_column] = merge_ids[chain.path(merged)[-1]]
+        moved = await move_rows(session, table.model.__table__, "customer_id", moves)
+        for row_id, held_by in sorted(moved):
+            for index in chain.path(held_by):
+                snapshots[index][table.key].append(row_id)
+
+
+async def _drop_memberships(
+    session: AsyncSession, chain: _Chain, snapshots: list[dict[str, Any]]
+) -> None:
+    """A merged-away profile leaves its segments (a profile that absorbed another before it
+    was merged away has no memberships of the absorbed one to leave: those went already)."""
+    left = await session.execute(
+        delete(SegmentMembership)
+        .where(SegmentMembership.customer_id.in_(list(chain.into)))
+        .returning(
+            SegmentMembership.customer_id,
+            SegmentMembership.segment_id,
+            SegmentMembership.entered_at,
+        )
+    )
+    for snapshot in snapshots:
+        snapshot["memberships"] = []
+    for m in left:
+        snapshot = snapshots[chain.into[m.customer_id][1]]
+        snapshot["memberships"].append([str(m.segment_id), m.entered_at.isoformat()])
 
 
 async def _load_customers(
