@@ -1,13 +1,14 @@
-"""Writing many rows at once (COPY, one UPDATE for many rows), and the upsert that leaves
-decided rows alone: the spelling differs between PostgreSQL (COPY, unnest, ON CONFLICT) and
-SQLite (executemany, its ON CONFLICT)."""
+"""Writing many rows at once (COPY), updating many in one statement, moving rows between
+owners in one statement, and the upsert that leaves decided rows alone: the spelling differs
+between PostgreSQL (COPY, UPDATE ... FROM unnest, ON CONFLICT) and SQLite (executemany, CASE,
+its ON CONFLICT)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,3 +111,56 @@ async def upsert_unless(
         where=only_where,
     )
     await session.execute(statement, list(rows))
+
+
+async def move_rows(
+    session: AsyncSession,
+    table: Table,
+    by: str,
+    moves: Mapping[Any, Mapping[str, Any]],
+) -> list[tuple[Any, Any]]:
+    """For each value `old` of column `by` in `moves`, set the columns of `moves[old]` (every
+    entry names the same columns) on the rows whose `by` is `old`; the (id, old) of each row
+    changed. One UPDATE ... FROM unnest() on PostgreSQL, whatever the number of values (its
+    RETURNING names the row's old value); a SELECT then one UPDATE with CASE on SQLite, whose
+    RETURNING cannot read the old value and whose writer holds the whole database anyway."""
+    if not moves:
+        return []
+    olds = list(moves)
+    columns = list(moves[olds[0]])
+    key = table.c[by]
+    if on_postgresql(session):
+        arrays = [bindparam(None, olds, type_=ARRAY(key.type))] + [
+            bindparam(None, [moves[old][name] for old in olds], type_=ARRAY(table.c[name].type))
+            for name in columns
+        ]
+        mapping = func.unnest(*arrays).table_valued("old", *columns).render_derived("moves")
+        moved = await session.execute(
+            update(table)
+            .where(key == mapping.c.old)
+            .values({name: mapping.c[name] for name in columns})
+            .returning(table.c.id, mapping.c.old)
+        )
+        return [(row_id, old) for row_id, old in moved]
+    found = [
+        (row_id, old)
+        for row_id, old in await session.execute(select(table.c.id, key).where(key.in_(olds)))
+    ]
+    if found:
+        await session.execute(
+            update(table)
+            .where(key.in_(olds))
+            .values(
+                {
+                    name: case(
+                        {
+                            old: bindparam(None, moves[old][name], type_=table.c[name].type)
+                            for old in olds
+                        },
+                        value=key,
+                    )
+                    for name in columns
+                }
+            )
+        )
+    return found

@@ -4,8 +4,8 @@ One batch is one transaction: normalize every input, lock the identities it name
 PostgreSQL an advisory lock per identifier, `store.locking.hold_identities`, then row locks on
 the profiles holding them, each in a fixed order), load that part of the identity graph,
 resolve the inputs in order against it (`domain.identity.resolution`), and write the result in
-bulk. Only merges, which are rare, are written one at a time. Deadlocks and lost races rerun
-the whole batch (`Database.transact`).
+bulk, the batch's merges included (domain.identity.merge_batch). Deadlocks and lost races
+rerun the whole batch (`Database.transact`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from domain.changes import Change, record_changes
 from domain.derived.batches import transact
 from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
-from domain.identity.merging import merge_into, profile_states
+from domain.identity.merge_batch import MergeRequest, merge_all
+from domain.identity.merging import profile_states
 from domain.identity.normalize import normalize
 from domain.identity.owners import lock_owners
 from domain.identity.profile_rows import ProfileRow, load_profiles, load_values, write_profiles
@@ -291,23 +292,23 @@ async def resolve_batch(
     await _write_identities(session, steps, owners)
     await mark_shared(session, graph.found_shared, now)
     await record_changes(session, _changes(steps, profiles, new_ids, now))
+    requests = [
+        MergeRequest(
+            survivor,
+            loser,
+            "identify: a shared identity links them",
+            via="identify",
+            linked_by=[(k.type, k.value) for k in keys],
+        )
+        for _, step, _ in steps
+        for (survivor, loser), keys in zip(step.merges, step.linked_by, strict=True)
+    ]
+    merges = iter(await merge_all(session, requests, actor, policy=policy))
     for index, step, _ in steps:
-        merge_ids = []
-        for (survivor, loser), keys in zip(step.merges, step.linked_by, strict=True):
-            merge = await merge_into(
-                session,
-                survivor,
-                loser,
-                "identify: a shared identity links them",
-                actor,
-                policy=policy,
-                via="identify",
-                linked_by=[(k.type, k.value) for k in keys],
-            )
-            merge_ids.append(merge.id)
-        if merge_ids:
+        if step.merges:
             r = results[index]
-            results[index] = IdentifyResult(r.customer_id, r.created, tuple(merge_ids), r.errors)
+            merge_ids = tuple(next(merges).id for _ in step.merges)
+            results[index] = IdentifyResult(r.customer_id, r.created, merge_ids, r.errors)
     return results
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import Float, String, func, literal, select, union_all
 
+from store.bulk_rows import move_rows
 from store.db import Database
 from store.locking import (
     hold_identities,
@@ -70,6 +71,25 @@ async def test_pair_in_matches_whole_pairs_only(db: Database) -> None:
             )
         )
     assert set(found) == {("email", "a@example.com")}
+
+
+async def test_move_rows_moves_each_owners_rows_and_names_their_old_owner(db: Database) -> None:
+    a = await make_customer(db, identities=[("email", "a1@example.com"), ("email", "a2@x.com")])
+    b = await make_customer(db, identities=[("email", "b@example.com")])
+    c = await make_customer(db, identities=[("email", "c@example.com")])
+    async with db.write() as session:
+        moved = await move_rows(
+            session,
+            Identity.__table__,
+            "customer_id",
+            {a: {"customer_id": c, "source": "from a"}, b: {"customer_id": c, "source": "from b"}},
+        )
+        held = await session.execute(select(Identity.id, Identity.customer_id, Identity.source))
+        rows = {row_id: (owner, source) for row_id, owner, source in held}
+    assert sorted(old for _, old in moved) == sorted([a, a, b])
+    for row_id, old in moved:
+        assert rows[row_id] == (c, "from a" if old == a else "from b")
+    assert [owner for owner, _ in rows.values()] == [c] * 4
 
 
 async def test_medians_average_the_two_middle_values_of_an_even_count(db: Database) -> None:
