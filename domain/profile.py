@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conditions.sql import CustomerFilter
 from domain.errors import InvalidInput
-from domain.identity.normalize import normalize
 from domain.identity.types import load_identity_types
 from domain.pagination import Page, PageRequest, SortKey, apply_keyset, build_page
 from store.db import Database
@@ -159,13 +158,7 @@ async def find_by_identity(
                 code="UNKNOWN_IDENTITY_TYPE",
             )
         try:
-            value = normalize(
-                spec.normalizer,
-                raw_value,
-                region=region,
-                blocked_values=spec.blocked_values,
-                placeholders=spec.placeholder_patterns,
-            )
+            value = spec.stored_value(raw_value, region)
         except InvalidInput as error:
             if error.code == "BLOCKED_IDENTITY":
                 return None

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import InvalidInput
 from domain.identity.linking import IDENTITIES
-from domain.identity.normalize import normalize
 from domain.identity.owners import lock_owners
 from domain.identity.resolution import Key
 from domain.identity.types import IdentityTypeSpec, load_identity_types
@@ -36,13 +35,7 @@ def _key(identity: tuple[str, str], types: dict[str, IdentityTypeSpec], region: 
     if spec is None or spec.shared_limit is not None:
         return None
     try:
-        value = normalize(
-            spec.normalizer,
-            raw,
-            region=region,
-            blocked_values=spec.blocked_values,
-            placeholders=spec.placeholder_patterns,
-        )
+        value = spec.stored_value(raw, region)
     except InvalidInput:
         return None
     return Key(type_key, value)

@@ -28,7 +28,6 @@ from domain.derived.marks import mark
 from domain.errors import DomainError, InvalidInput
 from domain.identity.merge_batch import MergeRequest, merge_all
 from domain.identity.merging import profile_states
-from domain.identity.normalize import normalize
 from domain.identity.owners import lock_owners
 from domain.identity.profile_rows import ProfileRow, load_profiles, load_values, write_profiles
 from domain.identity.resolution import Dropped, Key, ProfileState, Step, WorkingSet
@@ -99,13 +98,7 @@ def _prepare(
                 code="UNKNOWN_IDENTITY_TYPE",
             )
         try:
-            value = normalize(
-                spec.normalizer,
-                raw,
-                region=region,
-                blocked_values=spec.blocked_values,
-                placeholders=spec.placeholder_patterns,
-            )
+            value = spec.stored_value(raw, region)
         except InvalidInput as error:
             located = error.at("identities", position, "value")
             if error.code != "BLOCKED_IDENTITY":

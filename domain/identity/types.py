@@ -30,6 +30,17 @@ class IdentityTypeSpec:
     placeholder_patterns: tuple[str, ...] = field(default=())
     shared_limit: int | None = None
 
+    def stored_value(self, raw: str, region: str) -> str:
+        """`raw` as this type stores it, or InvalidInput (BLOCKED_IDENTITY for a blocked value
+        or a placeholder) saying why there is none."""
+        return normalize(
+            self.normalizer,
+            raw,
+            region=region,
+            blocked_values=self.blocked_values,
+            placeholders=self.placeholder_patterns,
+        )
+
 
 # Placeholders as data (identity_types.placeholder_patterns, editable by defineIdentityType):
 # regular expressions matched against the whole normalized value, in any case. Integrations
